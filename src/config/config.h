@@ -1,0 +1,65 @@
+/*
+ * config.h -- fastauth configuration: defaults, then the file
+ * (/etc/fastauth/fastauth.conf or -c FILE), then FASTAUTH_<KEY> environment
+ * variables (REDIS_URL is an alias of FASTAUTH_REDIS_URL).
+ *
+ * File syntax, as redis.conf: one "key value" per line, '#' starts a comment
+ * line, a value may be double-quoted (with \" and \\ escapes). An unknown key,
+ * a repeated key or a bad value is an error naming file, line and key.
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stddef.h>
+
+struct buf;
+
+struct config {
+	/* service */
+	char	*issuer;		/* issuer URL, no trailing slash; endpoint URLs derive from it */
+	char	*listen;		/* standalone: "unix:/path" or "host:port"; NULL = spawned */
+	int	 processes;		/* standalone worker processes */
+	int	 threads;		/* request threads per process */
+	char	*instance;		/* instance name (shared memory, logs) */
+	int	 log_level;		/* enum log_level */
+	int	 log_syslog;		/* 1 = syslog, 0 = stderr */
+	long	 drain_timeout_ms;	/* SIGTERM: how long in-flight requests may take */
+	/* redis */
+	char	*redis_url;		/* redis://[:password@]host[:port][/db] or unix:/path[?db=N] */
+	char	*redis_prefix;		/* key prefix, "fastauth:" */
+	long	 redis_connect_timeout_ms;
+	long	 redis_command_timeout_ms;
+	long	 redis_backoff_min_ms;	/* first reconnect delay; doubles with jitter */
+	long	 redis_backoff_max_ms;
+	/* keys and tokens */
+	char	*kek_file;		/* key-encryption key, mode 0600 */
+	long	 access_token_ttl;	/* seconds */
+	long	 key_rotate_after;	/* seconds; 0 = only by seal count or by hand */
+	long long key_rotate_after_seals; /* < 2^32 (NIST SP 800-38D, random nonces) */
+	long	 key_refresh_interval;	/* seconds between key-list reloads */
+	/* requests */
+	size_t	 max_body_size;		/* bytes; larger bodies get 413 */
+	int	 max_form_params;	/* parameters per form body */
+	long	 discovery_max_age;	/* seconds, Cache-Control of the metadata */
+};
+
+/* A configuration holding the defaults. Free with config_free. */
+struct config *config_new(void);
+void	config_free(struct config *);
+/*
+ * Read a file over the current values. FA_OK, or FA_ERR with *cause
+ * "FILE:LINE: KEY: reason" (caller frees).
+ */
+int	config_load_file(struct config *, const char *path, char **cause);
+/* Apply FASTAUTH_<KEY> variables from envp (NULL = environ). FA_OK or FA_ERR with cause. */
+int	config_load_env(struct config *, char **envp, char **cause);
+/* Set one key from text. FA_OK or FA_ERR with cause "KEY: reason". */
+int	config_set(struct config *, const char *key, const char *value, char **cause);
+/* Cross-key checks after loading (e.g. issuer is an absolute URL). FA_OK or FA_ERR. */
+int	config_validate(const struct config *, char **cause);
+/* The i-th known key name, NULL past the end (documentation tests, --help). */
+const char *config_key_name(size_t i);
+/* Write every key and its current value as a loadable file (secrets omitted). */
+void	config_dump(const struct config *, struct buf *);
+
+#endif

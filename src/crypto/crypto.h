@@ -43,6 +43,11 @@ int	crypto_hmac_sha256(struct crypto_ctx *, const void *key, size_t keylen,
 void	crypto_sha256(const void *, size_t, uint8_t out[CRYPTO_HASHLEN]);
 /* n bytes from getrandom(2) (never GCRY_STRONG_RANDOM per request). FA_OK or FA_ERR. */
 int	crypto_random(void *, size_t n);
+/*
+ * n random bytes for public values (nonces, token ids), from a per-thread
+ * pool refilled by getrandom; fork-safe. Never for keys or secrets.
+ */
+int	crypto_nonce(void *, size_t n);
 /* 1 if the n bytes are equal, 0 otherwise, in time independent of the contents. */
 int	crypto_memeq(const void *, const void *, size_t n);
 void	crypto_wipe(void *, size_t n);

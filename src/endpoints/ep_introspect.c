@@ -1,0 +1,102 @@
+/*
+ * ep_introspect.c -- token introspection (RFC 7662).
+ *
+ * The token is opened first, locally: a forged, expired or garbage token never
+ * costs a revocation lookup. Then the caller's client record and the token's
+ * revocation state come back in one pipelined Redis round trip. If Redis
+ * cannot say whether the token is revoked, the answer is 503, never a guess.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "crypto/token.h"
+#include "endpoints/ep_introspect.h"
+#include "endpoints/oauth.h"
+#include "endpoints/service.h"
+#include "http/request.h"
+#include "store/store.h"
+
+static const char ep_introspect_inactive[] = "{\"active\":false}";
+
+static void
+ep_introspect_active(struct service_thread *t, const struct token_claims *c,
+    struct response *resp)
+{
+	struct buf *b = &t->scratch;
+	char jti[2 * TOKEN_JTI_LEN + 1];
+	int first = 1;
+
+	crypto_hex(c->jti, TOKEN_JTI_LEN, jti);
+	buf_reset(b);
+	buf_putc(b, '{');
+	json_kv_bool(b, &first, "active", 1);
+	if (c->scope[0] != '\0')
+		json_kv_str(b, &first, "scope", c->scope);
+	json_kv_str(b, &first, "client_id", c->client);
+	json_kv_str(b, &first, "token_type", "Bearer");
+	json_kv_int(b, &first, "exp", (long long)c->exp);
+	json_kv_int(b, &first, "iat", (long long)c->iat);
+	if (c->subject[0] != '\0')
+		json_kv_str(b, &first, "sub", c->subject);
+	json_kv_str(b, &first, "iss", t->svc->cfg->issuer);
+	json_kv_str(b, &first, "jti", jti);
+	buf_putc(b, '}');
+	oauth_nostore(resp);
+	response_json(resp, 200, b->data, b->len);
+}
+
+void
+ep_introspect_handle(struct service_thread *t, struct request *r, struct response *resp)
+{
+	struct oauth_client_cred cred;
+	struct store_client client;
+	struct token_claims claims;
+	const char *tok;
+	struct form *f;
+	int valid, rc, client_rc = FA_NOTFOUND, revoked = 0;
+
+	memset(&cred, 0, sizeof cred);
+	if ((f = oauth_form(t, r, resp)) == NULL)
+		return;
+	if (oauth_client_cred(r, f, resp, &cred) != FA_OK)
+		goto out;
+	if ((tok = form_get(f, "token")) == NULL) {
+		oauth_error(resp, 400, "invalid_request", "token is required");
+		goto out;
+	}
+	valid = oauth_token_open(t, tok, strlen(tok), (long long)time(NULL), &claims);
+	if (valid == FA_UNAVAIL) {
+		oauth_unavailable(resp);
+		goto out;
+	}
+	if (valid == FA_OK)
+		rc = store_client_and_revoked(t->redis, cred.id, &client, &client_rc,
+		    claims.jti, &revoked);
+	else
+		rc = client_rc = store_client_get(t->redis, cred.id, &client);
+	if (rc == FA_UNAVAIL) {
+		oauth_unavailable(resp);
+		goto out;
+	}
+	if (oauth_client_verify(t, &cred, client_rc, &client, resp) != FA_OK)
+		goto out;
+	if (!client.introspect) {
+		oauth_error(resp, 403, "unauthorized_client",
+		    "the client may not introspect tokens");
+		goto out;
+	}
+	if (valid == FA_OK && !revoked)
+		ep_introspect_active(t, &claims, resp);
+	else {
+		oauth_nostore(resp);
+		response_json(resp, 200, ep_introspect_inactive,
+		    sizeof ep_introspect_inactive - 1);
+	}
+out:
+	crypto_wipe(&claims, sizeof claims);
+	oauth_client_cred_wipe(&cred);
+	form_free(f);
+}

@@ -1,0 +1,62 @@
+/*
+ * ep_revoke.c -- token revocation (RFC 7009).
+ *
+ * An access token is revoked by putting its jti in the deny-set until it would
+ * have expired anyway. Only the client the token was issued to may revoke it;
+ * for any other token (unknown, expired, another client's) the answer is the
+ * same 200, as §2.2 asks, and nothing changes.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "crypto/token.h"
+#include "endpoints/ep_revoke.h"
+#include "endpoints/oauth.h"
+#include "endpoints/service.h"
+#include "http/request.h"
+#include "store/store.h"
+
+void
+ep_revoke_handle(struct service_thread *t, struct request *r, struct response *resp)
+{
+	struct oauth_client_cred cred;
+	struct store_client client;
+	struct token_claims claims;
+	const char *tok;
+	struct form *f;
+	long long now = (long long)time(NULL);
+	int rc;
+
+	memset(&cred, 0, sizeof cred);
+	if ((f = oauth_form(t, r, resp)) == NULL)
+		return;
+	if (oauth_client_cred(r, f, resp, &cred) != FA_OK)
+		goto out;
+	rc = store_client_get(t->redis, cred.id, &client);
+	if (oauth_client_verify(t, &cred, rc, &client, resp) != FA_OK)
+		goto out;
+	if ((tok = form_get(f, "token")) == NULL) {
+		oauth_error(resp, 400, "invalid_request", "token is required");
+		goto out;
+	}
+	rc = oauth_token_open(t, tok, strlen(tok), now, &claims);
+	if (rc == FA_UNAVAIL) {
+		oauth_unavailable(resp);
+		goto out;
+	}
+	if (rc == FA_OK && strcmp(claims.client, client.id) == 0) {
+		if (store_revoke_jti(t->redis, claims.jti,
+		    (long)((long long)claims.exp - now)) != FA_OK) {
+			/* The client must know the token still works: say so. */
+			oauth_unavailable(resp);
+			goto out;
+		}
+	}
+	oauth_nostore(resp);
+	resp->status = 200;
+out:
+	crypto_wipe(&claims, sizeof claims);
+	oauth_client_cred_wipe(&cred);
+	form_free(f);
+}

@@ -1,0 +1,60 @@
+/*
+ * service.h -- what one responder process needs to answer requests: its
+ * configuration, the Redis pool, the keyring, the client-secret pepper and the
+ * prebuilt discovery document; plus the per-thread context handed to every
+ * endpoint. The process owns one struct service; each request thread owns one
+ * struct service_thread and never shares it.
+ */
+#ifndef SERVICE_H
+#define SERVICE_H
+
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "crypto/crypto.h"
+
+struct config;
+struct keyring;
+struct redis_pool;
+struct redis_conn;
+
+struct service {
+	const struct config	*cfg;		/* not owned */
+	struct redis_pool	*pool;		/* slots 0..threads-1 for requests, last for housekeeping */
+	struct keyring		*keyring;
+	uint8_t			 pepper[CRYPTO_HASHLEN];	/* HMAC key for client secrets */
+	char			*discovery;	/* metadata JSON (RFC 8414) */
+	char			 discovery_etag[24];	/* quoted strong ETag */
+	int			 threads;	/* request threads */
+	struct service_housekeeper *hk;		/* background maintenance */
+};
+
+struct service_thread {
+	struct service		*svc;
+	struct crypto_ctx	*crypto;
+	struct redis_conn	*redis;
+	struct buf		 scratch;	/* JSON building, reused */
+};
+
+/*
+ * Set up the service for cfg with nthreads request threads: read the KEK,
+ * derive the pepper, make the pool and keyring, build the discovery document.
+ * No Redis I/O yet. NULL with *cause on failure. Free with service_free.
+ */
+struct service *service_new(const struct config *, int nthreads, char **cause);
+void	service_free(struct service *);
+/*
+ * Load keys (creating the first key when Redis has none) and start the
+ * housekeeping thread, which keeps retrying if Redis is away now.
+ */
+void	service_start(struct service *);
+/* Stop the housekeeping thread (waits for it). */
+void	service_stop(struct service *);
+/* Context for request thread i; free with service_thread_free. */
+struct service_thread *service_thread_new(struct service *, int i);
+void	service_thread_free(struct service_thread *);
+/* Derive the client-secret pepper from the KEK (same on every host). */
+void	service_pepper(struct crypto_ctx *, const uint8_t kek[CRYPTO_KEYLEN],
+	    uint8_t pepper[CRYPTO_HASHLEN]);
+
+#endif

@@ -1,0 +1,224 @@
+/*
+ * request.c -- FastCGI request reading and response writing.
+ *
+ * The body is bounded before it is read: a declared CONTENT_LENGTH over the
+ * limit is refused without reading it, and a body that grows past the limit
+ * is cut off, so no client can make a responder buffer more than max_body
+ * bytes. Everything here works on buffers the calling thread owns and reuses.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcgiapp.h>
+
+#include "core/fastauth.h"
+#include "core/log.h"
+#include "http/request.h"
+
+/* How much of an oversized body we read and discard so the connection stays usable. */
+#define REQUEST_DRAIN_MAX (1024 * 1024)
+
+void
+request_init(struct request *r)
+{
+	memset(r, 0, sizeof *r);
+	buf_init(&r->body);
+	buf_init(&r->path);
+}
+
+void
+request_free(struct request *r)
+{
+	buf_wipe(&r->body);	/* bodies carry client secrets */
+	buf_free(&r->path);
+}
+
+void
+response_init(struct response *resp)
+{
+	resp->status = 200;
+	buf_init(&resp->headers);
+	buf_init(&resp->body);
+}
+
+void
+response_free(struct response *resp)
+{
+	buf_free(&resp->headers);
+	buf_wipe(&resp->body);	/* bodies carry access tokens */
+}
+
+void
+response_reset(struct response *resp)
+{
+	resp->status = 200;
+	buf_reset(&resp->headers);
+	if (resp->body.len > 0)
+		explicit_bzero(resp->body.data, resp->body.len);
+	buf_reset(&resp->body);
+}
+
+const char *
+request_param(const struct request *r, const char *name)
+{
+	return FCGX_GetParam(name, r->envp);
+}
+
+static long long
+request_parse_length(const char *s)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0)
+		return LLONG_MAX;	/* unparseable: treat as too large */
+	return v;
+}
+
+static void
+request_set_path(struct request *r)
+{
+	const char *uri = request_param(r, "REQUEST_URI");
+	const char *q;
+
+	buf_reset(&r->path);
+	if (uri != NULL && *uri != '\0') {
+		q = strchr(uri, '?');
+		buf_append(&r->path, uri, q ? (size_t)(q - uri) : strlen(uri));
+	} else {
+		/* No REQUEST_URI (some mod_fcgid setups): rebuild it. */
+		const char *sn = request_param(r, "SCRIPT_NAME");
+		const char *pi = request_param(r, "PATH_INFO");
+
+		buf_puts(&r->path, sn ? sn : "");
+		buf_puts(&r->path, pi ? pi : "");
+	}
+	if (r->path.len == 0)
+		buf_putc(&r->path, '/');
+	r->uri_path = r->path.data;
+}
+
+int
+request_read(struct request *r, FCGX_Request *fr, size_t max_body)
+{
+	const char *v;
+	char tmp[4096];
+	int n;
+
+	r->envp = fr->envp;
+	v = request_param(r, "REQUEST_METHOD");
+	r->method = v ? v : "";
+	r->content_type = request_param(r, "CONTENT_TYPE");
+	r->authorization = request_param(r, "HTTP_AUTHORIZATION");
+	r->if_none_match = request_param(r, "HTTP_IF_NONE_MATCH");
+	v = request_param(r, "REMOTE_ADDR");
+	r->remote_addr = v ? v : "";
+	r->content_length = request_parse_length(request_param(r, "CONTENT_LENGTH"));
+	request_set_path(r);
+
+	if (r->body.len > 0)
+		explicit_bzero(r->body.data, r->body.len);
+	buf_reset(&r->body);
+
+	if (r->content_length > (long long)max_body) {
+		/* Drain a little so keep-alive survives; past that, let it close. */
+		long long left = r->content_length;
+
+		while (left > 0 && left <= REQUEST_DRAIN_MAX &&
+		    (n = FCGX_GetStr(tmp, sizeof tmp, fr->in)) > 0)
+			left -= n;
+		return FA_LIMIT;
+	}
+	for (;;) {
+		size_t want = max_body + 1 - r->body.len;
+
+		if (want > sizeof tmp)
+			want = sizeof tmp;
+		n = FCGX_GetStr(buf_reserve(&r->body, want), (int)want, fr->in);
+		if (n <= 0)
+			break;
+		buf_commit(&r->body, (size_t)n);
+		if (r->body.len > max_body) {
+			explicit_bzero(r->body.data, r->body.len);
+			buf_reset(&r->body);
+			return FA_LIMIT;
+		}
+	}
+	if (FCGX_GetError(fr->in) != 0)
+		return FA_ERR;
+	if (r->content_length >= 0 && (long long)r->body.len != r->content_length)
+		return FA_ERR;	/* truncated: the client went away */
+	return FA_OK;
+}
+
+void
+response_header(struct response *resp, const char *name, const char *value)
+{
+	buf_puts(&resp->headers, name);
+	buf_append(&resp->headers, ": ", 2);
+	buf_puts(&resp->headers, value);
+	buf_append(&resp->headers, "\r\n", 2);
+}
+
+void
+response_json(struct response *resp, int status, const char *json, size_t len)
+{
+	resp->status = status;
+	response_header(resp, "Content-Type", "application/json;charset=UTF-8");
+	buf_reset(&resp->body);
+	buf_append(&resp->body, json, len);
+}
+
+const char *
+response_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default:  return "Unknown";
+	}
+}
+
+int
+response_send(struct response *resp, FCGX_Request *fr, int head_only)
+{
+	char line[96];
+	int n;
+
+	n = snprintf(line, sizeof line, "Status: %d %s\r\n", resp->status,
+	    response_reason(resp->status));
+	if (FCGX_PutStr(line, n, fr->out) < 0)
+		return FA_ERR;
+	if (resp->headers.len > 0 &&
+	    FCGX_PutStr(resp->headers.data, (int)resp->headers.len, fr->out) < 0)
+		return FA_ERR;
+	if (resp->status != 304) {
+		n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", resp->body.len);
+		if (FCGX_PutStr(line, n, fr->out) < 0)
+			return FA_ERR;
+	}
+	if (FCGX_PutStr("\r\n", 2, fr->out) < 0)
+		return FA_ERR;
+	if (!head_only && resp->status != 304 && resp->body.len > 0 &&
+	    FCGX_PutStr(resp->body.data, (int)resp->body.len, fr->out) < 0)
+		return FA_ERR;
+	return FA_OK;
+}

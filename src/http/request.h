@@ -1,0 +1,59 @@
+/*
+ * request.h -- one HTTP exchange over FastCGI: the request as the web server
+ * described it (CGI/1.1 parameters and a bounded body) and the response we
+ * build for it. Both are reused by a thread from one request to the next.
+ */
+#ifndef REQUEST_H
+#define REQUEST_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+
+struct FCGX_Request;
+
+struct request {
+	const char	*method;	/* REQUEST_METHOD, "" if absent */
+	const char	*uri_path;	/* full path the client asked for, without query */
+	const char	*content_type;	/* CONTENT_TYPE or NULL */
+	const char	*authorization;	/* HTTP_AUTHORIZATION or NULL */
+	const char	*if_none_match;	/* HTTP_IF_NONE_MATCH or NULL */
+	const char	*remote_addr;	/* REMOTE_ADDR or "" */
+	long long	 content_length; /* -1 when not given */
+	struct buf	 body;		/* the body, NUL-terminated; may contain NUL bytes */
+	struct buf	 path;		/* scratch for uri_path */
+	char	       **envp;		/* FastCGI parameters (owned by libfcgi) */
+};
+
+struct response {
+	int		 status;	/* HTTP status code */
+	struct buf	 headers;	/* "Name: value\r\n" lines */
+	struct buf	 body;
+};
+
+/* Prepare reusable request/response storage. */
+void	request_init(struct request *);
+void	request_free(struct request *);
+void	response_init(struct response *);
+void	response_free(struct response *);
+void	response_reset(struct response *);
+
+/*
+ * Read parameters and body of the accepted FastCGI request. Returns FA_OK,
+ * FA_LIMIT when the body is larger than max_body (nothing kept; answer 413),
+ * or FA_ERR when the body could not be read (client went away).
+ */
+int	request_read(struct request *, struct FCGX_Request *, size_t max_body);
+/* A FastCGI parameter by name, NULL when absent. */
+const char *request_param(const struct request *, const char *name);
+
+/* Add a header line; name and value must not contain CR or LF. */
+void	response_header(struct response *, const char *name, const char *value);
+/* Set status and a JSON body (copied), with Content-Type application/json. */
+void	response_json(struct response *, int status, const char *json, size_t len);
+/* Write status line, headers, Content-Length and body to the FastCGI stream. */
+int	response_send(struct response *, struct FCGX_Request *, int head_only);
+/* The reason phrase of a status code. */
+const char *response_reason(int status);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * router.c -- the endpoint table and method checks.
+ *
+ * Web servers disagree on SCRIPT_NAME and PATH_INFO for a mounted FastCGI
+ * application (lighttpd with and without fix-root-scriptname, Apache
+ * mod_proxy_fcgi, mod_fcgid), but all pass the path the client asked for. So
+ * an endpoint matches when the request path ends with its path at a '/'
+ * boundary: "/auth/oauth2/token" and "/oauth2/token" both reach the token
+ * endpoint, whatever the mount. The RFC 8414 form
+ * "/.well-known/oauth-authorization-server/<issuer path>" is accepted too.
+ */
+#include <string.h>
+
+#include "core/fastauth.h"
+#include "endpoints/ep_discovery.h"
+#include "endpoints/ep_health.h"
+#include "endpoints/ep_introspect.h"
+#include "endpoints/ep_revoke.h"
+#include "endpoints/ep_token.h"
+#include "endpoints/oauth.h"
+#include "endpoints/service.h"
+#include "http/request.h"
+#include "http/router.h"
+
+#define ROUTER_GET	0x1	/* GET and HEAD */
+#define ROUTER_POST	0x2
+
+typedef void (*router_handler)(struct service_thread *, struct request *, struct response *);
+
+static const struct router_route {
+	const char	*path;
+	int		 methods;
+	router_handler	 handler;
+} router_routes[] = {
+	{ "/oauth2/token",			ROUTER_POST,	ep_token_handle },
+	{ "/oauth2/introspect",			ROUTER_POST,	ep_introspect_handle },
+	{ "/oauth2/revoke",			ROUTER_POST,	ep_revoke_handle },
+	{ "/.well-known/oauth-authorization-server", ROUTER_GET, ep_discovery_handle },
+	{ "/health",				ROUTER_GET,	ep_health_live },
+	{ "/ready",				ROUTER_GET,	ep_health_ready },
+};
+
+static const struct router_route *
+router_find(const char *path)
+{
+	size_t plen = strlen(path), i;
+	static const char wk[] = "/.well-known/oauth-authorization-server/";
+
+	/* Ignore one trailing slash: "/auth/health/" is "/auth/health". */
+	if (plen > 1 && path[plen - 1] == '/')
+		plen--;
+	for (i = 0; i < sizeof router_routes / sizeof router_routes[0]; i++) {
+		const struct router_route *rt = &router_routes[i];
+		size_t rlen = strlen(rt->path);
+
+		if (plen >= rlen && memcmp(path + plen - rlen, rt->path, rlen) == 0)
+			return rt;
+	}
+	if (strncmp(path, wk, sizeof wk - 1) == 0)
+		return &router_routes[3];
+	return NULL;
+}
+
+void
+router_dispatch(struct service_thread *t, struct request *r, struct response *resp)
+{
+	const struct router_route *rt = router_find(r->uri_path);
+	int m;
+
+	if (rt == NULL) {
+		oauth_error(resp, 404, "not_found", "no such endpoint");
+		return;
+	}
+	if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
+		m = ROUTER_GET;
+	else if (strcmp(r->method, "POST") == 0)
+		m = ROUTER_POST;
+	else
+		m = 0;
+	if ((rt->methods & m) == 0) {
+		response_header(resp, "Allow",
+		    rt->methods == ROUTER_POST ? "POST" : "GET, HEAD");
+		oauth_error(resp, 405, "invalid_request", "method not allowed");
+		return;
+	}
+	rt->handler(t, r, resp);
+}

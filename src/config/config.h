@@ -51,10 +51,22 @@ void	config_free(struct config *);
  * "FILE:LINE: KEY: reason" (caller frees).
  */
 int	config_load_file(struct config *, const char *path, char **cause);
+/*
+ * Parse len bytes of configuration text as if read from the file name (which
+ * only appears in causes). FA_OK, or FA_ERR with cause as config_load_file.
+ */
+int	config_load_buffer(struct config *, const char *name, const char *data,
+	    size_t len, char **cause);
 /* Apply FASTAUTH_<KEY> variables from envp (NULL = environ). FA_OK or FA_ERR with cause. */
 int	config_load_env(struct config *, char **envp, char **cause);
 /* Set one key from text. FA_OK or FA_ERR with cause "KEY: reason". */
 int	config_set(struct config *, const char *key, const char *value, char **cause);
+/*
+ * The whole sequence programs use: defaults, then the file at path (skipped
+ * when it does not exist and must_exist is 0), then FASTAUTH_* variables, then
+ * config_validate. NULL with *cause on any error.
+ */
+struct config *config_load(const char *path, int must_exist, char **cause);
 /* Cross-key checks after loading (e.g. issuer is an absolute URL). FA_OK or FA_ERR. */
 int	config_validate(const struct config *, char **cause);
 /* The i-th known key name, NULL past the end (documentation tests, --help). */

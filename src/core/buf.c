@@ -1,6 +1,7 @@
 /*
  * buf.c -- growable NUL-terminated byte buffer.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +53,9 @@ buf_reserve(struct buf *b, size_t n)
 	if (need > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
 
+		/* Doubling past SIZE_MAX/2 would wrap to 0 and never end. */
 		while (cap < need)
-			cap *= 2;
+			cap = cap > SIZE_MAX / 2 ? need : cap * 2;
 		b->data = xrealloc(b->data, cap);
 		b->cap = cap;
 	}

@@ -63,16 +63,25 @@ END_TEST
 
 START_TEST(json_high_bytes)
 {
-	char in[1], want[16];
+	char in[1];
 	int c;
 
-	/* Not valid UTF-8 in general: escaped so the output is always JSON. */
-	for (c = 0x7f; c <= 0xff; c++) {
+	/* DEL is a control character: escaped. */
+	check_string("\x7f", 1, "\"\\u007f\"");
+	/* A lone byte >= 0x80 is never valid UTF-8: replaced, output stays JSON. */
+	for (c = 0x80; c <= 0xff; c++) {
 		in[0] = (char)c;
-		snprintf(want, sizeof want, "\"\\u%04x\"", c);
-		check_string(in, 1, want);
+		check_string(in, 1, "\"\\ufffd\"");
 	}
-	check_string("caf\xc3\xa9", 5, "\"caf\\u00c3\\u00a9\"");
+	/* Valid UTF-8 passes through unchanged (2, 3 and 4 byte forms). */
+	check_string("caf\xc3\xa9", 5, "\"caf\xc3\xa9\"");
+	check_string("\xe2\x82\xac", 3, "\"\xe2\x82\xac\"");
+	check_string("\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"");
+	/* Overlong, surrogate, past U+10FFFF, truncated: each bad byte replaced. */
+	check_string("\xc0\xaf", 2, "\"\\ufffd\\ufffd\"");
+	check_string("\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\"");
+	check_string("\xf4\x90\x80\x80", 4, "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+	check_string("a\xc3", 2, "\"a\\ufffd\"");
 }
 END_TEST
 

@@ -81,6 +81,8 @@ ep_introspect_handle(struct service_thread *t, struct request *r, struct respons
 		oauth_unavailable(resp);
 		goto out;
 	}
+	if (rc == FA_ERR)
+		client_rc = FA_ERR;	/* corrupt record: verify answers 503 and logs */
 	if (oauth_client_verify(t, &cred, client_rc, &client, resp) != FA_OK)
 		goto out;
 	if (!client.introspect) {

@@ -58,7 +58,7 @@ int	store_is_revoked(struct redis_conn *, const uint8_t jti[TOKEN_JTI_LEN]);
 /*
  * One round trip for introspection: the calling client's record and whether
  * jti is revoked, pipelined. *client_rc gets FA_OK/FA_NOTFOUND; *revoked 0/1.
- * Returns FA_OK or FA_UNAVAIL.
+ * Returns FA_OK, FA_UNAVAIL, or FA_ERR for a corrupt client record.
  */
 int	store_client_and_revoked(struct redis_conn *, const char *id,
 	    struct store_client *out, int *client_rc,

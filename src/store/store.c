@@ -1,0 +1,489 @@
+/*
+ * store.c -- fastauth's data model in Redis: client records and the jti
+ * deny-set (layout in store.h).
+ *
+ * It owns the key names and the record encoding: a client is a hash whose
+ * secret is the lower-case hex of HMAC-SHA256(pepper, secret), grants are
+ * names, and the jti of a revoked token is the lower-case hex of its 16 bytes
+ * ("<p>revoked:<32 hex>"). Everything that reads a record validates it field
+ * by field; a record that does not parse is corrupt (FA_ERR), never half used.
+ *
+ * Failure policy: no reply (Redis down, timeout) and an error reply (the
+ * server refusing, e.g. OOM or WRONGTYPE) are both FA_UNAVAIL, so callers
+ * fail closed; the error reply is logged since it means something is wrong
+ * with the server rather than the network.
+ *
+ * A client id that could never have been stored (see store_client_put) is
+ * reported as FA_NOTFOUND by the readers: such an id comes from a request, and
+ * "no such client" is the true answer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fastauth.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/redis_pool.h"
+#include "store/store.h"
+
+#define STORE_GRANT_ALL	(STORE_GRANT_CLIENT_CREDENTIALS | STORE_GRANT_PASSWORD | \
+	STORE_GRANT_REFRESH_TOKEN | STORE_GRANT_AUTHORIZATION_CODE)
+
+static const struct {
+	const char	*name;
+	unsigned	 bit;
+} store_grant_names[] = {
+	{ "client_credentials", STORE_GRANT_CLIENT_CREDENTIALS },
+	{ "password", STORE_GRANT_PASSWORD },
+	{ "refresh_token", STORE_GRANT_REFRESH_TOKEN },
+	{ "authorization_code", STORE_GRANT_AUTHORIZATION_CODE },
+};
+#define STORE_NGRANTS	(sizeof store_grant_names / sizeof store_grant_names[0])
+
+/*
+ * Create or overwrite a client atomically: a reader never sees a half-written
+ * record, and DEL first so fields of an older layout do not survive a replace.
+ * KEYS: client hash, clients set. ARGV: replace (0/1), id, then field values.
+ */
+static const char store_put_script[] =
+	"if ARGV[1] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+	"redis.call('DEL', KEYS[1]) "
+	"redis.call('HSET', KEYS[1], 'secret', ARGV[3], 'scope', ARGV[4], "
+	"'grants', ARGV[5], 'introspect', ARGV[6], 'created', ARGV[7], 'name', ARGV[8]) "
+	"redis.call('SADD', KEYS[2], ARGV[2]) "
+	"return 1";
+
+/* KEYS: client hash, clients set. ARGV: id. Returns 1 if the hash existed. */
+static const char store_del_script[] =
+	"local n = redis.call('DEL', KEYS[1]) "
+	"redis.call('SREM', KEYS[2], ARGV[1]) "
+	"return n";
+
+/* 1..FA_CLIENT_ID_MAX printable ASCII characters, no space. */
+static int
+store_id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i] != '\0'; i++)
+		if (i >= FA_CLIENT_ID_MAX || id[i] <= ' ' || id[i] > '~')
+			return 0;
+	return i > 0;
+}
+
+/* Map a missing or error reply to FA_UNAVAIL (fail closed); FA_OK otherwise. */
+static int
+store_reply_ok(struct redis_conn *conn, const redisReply *r, const char *what)
+{
+	if (r == NULL)
+		return FA_UNAVAIL;
+	if (r->type == REDIS_REPLY_ERROR) {
+		log_warn("store: %s: Redis answered: %.*s", what, (int)r->len, r->str);
+		return FA_UNAVAIL;
+	}
+	return FA_OK;
+}
+
+static void
+store_free_reply(redisReply *r)
+{
+	if (r != NULL)
+		freeReplyObject(r);
+}
+
+int
+store_grants_parse(const char *list, unsigned *grants, const char **bad)
+{
+	static __thread char badname[64];
+	const char *p = list, *end;
+	size_t len, i;
+
+	*grants = 0;
+	if (bad != NULL)
+		*bad = NULL;
+	for (;;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '\0')
+			return FA_OK;
+		for (end = p; *end != '\0' && *end != ' ' && *end != ','; end++)
+			;
+		len = (size_t)(end - p);
+		for (i = 0; i < STORE_NGRANTS; i++)
+			if (strlen(store_grant_names[i].name) == len &&
+			    memcmp(store_grant_names[i].name, p, len) == 0)
+				break;
+		if (i == STORE_NGRANTS) {
+			if (bad != NULL) {
+				snprintf(badname, sizeof badname, "%.*s", (int)len, p);
+				*bad = badname;
+			}
+			*grants = 0;
+			return FA_ERR;
+		}
+		*grants |= store_grant_names[i].bit;
+		p = end;
+	}
+}
+
+void
+store_grants_format(unsigned grants, char *out, size_t outcap)
+{
+	size_t i, used = 0;
+	int n;
+
+	if (outcap == 0)
+		return;
+	out[0] = '\0';
+	for (i = 0; i < STORE_NGRANTS; i++) {
+		if ((grants & store_grant_names[i].bit) == 0)
+			continue;
+		n = snprintf(out + used, outcap - used, "%s%s", used ? " " : "",
+		    store_grant_names[i].name);
+		if (n < 0 || (size_t)n >= outcap - used) {
+			out[used] = '\0';	/* drop a name that does not fit whole */
+			return;
+		}
+		used += (size_t)n;
+	}
+}
+
+/* Lower-case hex only (what we write); FA_OK or FA_ERR. */
+static int
+store_unhex(const char *s, size_t len, uint8_t *out, size_t n)
+{
+	size_t i;
+	int hi, lo;
+
+	if (len != 2 * n)
+		return FA_ERR;
+	for (i = 0; i < n; i++) {
+		hi = s[2 * i];
+		lo = s[2 * i + 1];
+		hi = hi >= '0' && hi <= '9' ? hi - '0' : hi >= 'a' && hi <= 'f' ? hi - 'a' + 10 : -1;
+		lo = lo >= '0' && lo <= '9' ? lo - '0' : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -1;
+		if (hi < 0 || lo < 0)
+			return FA_ERR;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return FA_OK;
+}
+
+/* A non-negative decimal that fits in long long; FA_OK or FA_ERR. */
+static int
+store_number(const char *s, size_t len, long long *v)
+{
+	size_t i;
+
+	if (len == 0 || len > 18)
+		return FA_ERR;
+	*v = 0;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return FA_ERR;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return FA_OK;
+}
+
+/* Decode an HGETALL reply into out; FA_ERR (logged, naming the field) if corrupt. */
+static int
+store_client_parse(const char *id, const redisReply *r, struct store_client *out)
+{
+	enum { F_SECRET = 1, F_SCOPE = 2, F_GRANTS = 4, F_INTROSPECT = 8, F_CREATED = 16 };
+	const char *field = "layout", *bad;
+	char grants[128];
+	unsigned seen = 0;
+	long long v;
+	size_t i;
+
+	memset(out, 0, sizeof *out);
+	snprintf(out->id, sizeof out->id, "%s", id);
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0)
+		goto corrupt;
+	for (i = 0; i < r->elements; i += 2) {
+		const redisReply *k = r->element[i], *val = r->element[i + 1];
+
+		if (k->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
+			goto corrupt;
+		field = k->str;
+		if (strcmp(k->str, "secret") == 0) {
+			if (store_unhex(val->str, val->len, out->secret_mac,
+			    sizeof out->secret_mac) != FA_OK)
+				goto corrupt;
+			seen |= F_SECRET;
+		} else if (strcmp(k->str, "scope") == 0) {
+			if (val->len > FA_SCOPE_MAX || memchr(val->str, '\0', val->len))
+				goto corrupt;
+			memcpy(out->scope, val->str, val->len);
+			out->scope[val->len] = '\0';
+			seen |= F_SCOPE;
+		} else if (strcmp(k->str, "grants") == 0) {
+			if (val->len >= sizeof grants)
+				goto corrupt;
+			memcpy(grants, val->str, val->len);
+			grants[val->len] = '\0';
+			if (store_grants_parse(grants, &out->grants, &bad) != FA_OK)
+				goto corrupt;
+			seen |= F_GRANTS;
+		} else if (strcmp(k->str, "introspect") == 0) {
+			if (val->len != 1 || (val->str[0] != '0' && val->str[0] != '1'))
+				goto corrupt;
+			out->introspect = val->str[0] == '1';
+			seen |= F_INTROSPECT;
+		} else if (strcmp(k->str, "created") == 0) {
+			if (store_number(val->str, val->len, &v) != FA_OK)
+				goto corrupt;
+			out->created = (time_t)v;
+			seen |= F_CREATED;
+		} else if (strcmp(k->str, "name") == 0) {
+			if (val->len >= sizeof out->name || memchr(val->str, '\0', val->len))
+				goto corrupt;
+			memcpy(out->name, val->str, val->len);
+			out->name[val->len] = '\0';
+		}
+		/* Unknown fields are a newer version's: ignore them. */
+	}
+	if (seen != (F_SECRET | F_SCOPE | F_GRANTS | F_INTROSPECT | F_CREATED)) {
+		field = "missing field";
+		goto corrupt;
+	}
+	return FA_OK;
+
+corrupt:
+	log_warn("store: client record %s is corrupt (%s)", id, field);
+	explicit_bzero(out, sizeof *out);
+	return FA_ERR;
+}
+
+/* The result of an HGETALL on a client key. */
+static int
+store_client_result(struct redis_conn *conn, const char *id, const redisReply *r,
+    struct store_client *out)
+{
+	int rc;
+
+	if ((rc = store_reply_ok(conn, r, "HGETALL client")) != FA_OK)
+		return rc;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 0)
+		return FA_NOTFOUND;
+	return store_client_parse(id, r, out);
+}
+
+int
+store_client_get(struct redis_conn *conn, const char *id, struct store_client *out)
+{
+	redisReply *r;
+	int rc;
+
+	if (!store_id_valid(id))
+		return FA_NOTFOUND;
+	r = redis_conn_command(conn, "HGETALL %sclient:%s", redis_conn_prefix(conn), id);
+	rc = store_client_result(conn, id, r, out);
+	store_free_reply(r);
+	return rc;
+}
+
+int
+store_client_put(struct redis_conn *conn, const struct store_client *c, int replace)
+{
+	char hex[2 * CRYPTO_HASHLEN + 1], grants[128], created[32];
+	const char *prefix = redis_conn_prefix(conn);
+	char *key = NULL, *set = NULL;
+	redisReply *r = NULL;
+	int rc = FA_ERR;
+
+	if (memchr(c->id, '\0', sizeof c->id) == NULL || !store_id_valid(c->id) ||
+	    memchr(c->scope, '\0', sizeof c->scope) == NULL ||
+	    memchr(c->name, '\0', sizeof c->name) == NULL ||
+	    (c->grants & ~(unsigned)STORE_GRANT_ALL) != 0 || c->created < 0)
+		return FA_ERR;
+
+	crypto_hex(c->secret_mac, sizeof c->secret_mac, hex);
+	store_grants_format(c->grants, grants, sizeof grants);
+	snprintf(created, sizeof created, "%lld", (long long)c->created);
+	key = xasprintf("%sclient:%s", prefix, c->id);
+	set = xasprintf("%sclients", prefix);
+	r = redis_conn_command(conn, "EVAL %s 2 %s %s %s %s %s %s %s %s %s %s",
+	    store_put_script, key, set, replace ? "1" : "0", c->id, hex, c->scope,
+	    grants, c->introspect ? "1" : "0", created, c->name);
+	if ((rc = store_reply_ok(conn, r, "put client")) != FA_OK)
+		goto out;
+	if (r->type != REDIS_REPLY_INTEGER) {
+		rc = FA_UNAVAIL;
+		goto out;
+	}
+	rc = r->integer == 1 ? FA_OK : FA_ERR;	/* 0: exists and !replace */
+out:
+	explicit_bzero(hex, sizeof hex);
+	store_free_reply(r);
+	free(key);
+	free(set);
+	return rc;
+}
+
+int
+store_client_del(struct redis_conn *conn, const char *id)
+{
+	const char *prefix = redis_conn_prefix(conn);
+	redisReply *r;
+	int rc;
+
+	if (!store_id_valid(id))
+		return FA_NOTFOUND;
+	r = redis_conn_command(conn, "EVAL %s 2 %sclient:%s %sclients %s",
+	    store_del_script, prefix, id, prefix, id);
+	if ((rc = store_reply_ok(conn, r, "delete client")) == FA_OK) {
+		if (r->type != REDIS_REPLY_INTEGER)
+			rc = FA_UNAVAIL;
+		else
+			rc = r->integer > 0 ? FA_OK : FA_NOTFOUND;
+	}
+	store_free_reply(r);
+	return rc;
+}
+
+static int
+store_id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+store_client_list(struct redis_conn *conn, char ***ids, int *n)
+{
+	redisReply *r;
+	char **v = NULL;
+	size_t i;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	r = redis_conn_command(conn, "SMEMBERS %sclients", redis_conn_prefix(conn));
+	if ((rc = store_reply_ok(conn, r, "list clients")) != FA_OK)
+		goto out;
+	if (r->type != REDIS_REPLY_ARRAY) {
+		rc = FA_UNAVAIL;
+		goto out;
+	}
+	v = xcalloc(r->elements + 1, sizeof *v);
+	for (i = 0; i < r->elements; i++) {
+		if (r->element[i]->type != REDIS_REPLY_STRING) {
+			log_warn("store: the clients set holds a non-string");
+			store_ids_free(v, (int)i);
+			v = NULL;
+			rc = FA_ERR;
+			goto out;
+		}
+		v[i] = xstrndup(r->element[i]->str, r->element[i]->len);
+	}
+	qsort(v, r->elements, sizeof *v, store_id_cmp);
+	*ids = v;
+	*n = (int)r->elements;
+out:
+	store_free_reply(r);
+	return rc;
+}
+
+void
+store_ids_free(char **ids, int n)
+{
+	int i;
+
+	if (ids == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int
+store_revoke_jti(struct redis_conn *conn, const uint8_t jti[TOKEN_JTI_LEN], long ttl)
+{
+	char hex[2 * TOKEN_JTI_LEN + 1];
+	redisReply *r;
+	int rc;
+
+	if (ttl < 1)
+		ttl = 1;
+	crypto_hex(jti, TOKEN_JTI_LEN, hex);
+	r = redis_conn_command(conn, "SET %srevoked:%s 1 EX %ld",
+	    redis_conn_prefix(conn), hex, ttl);
+	rc = store_reply_ok(conn, r, "revoke");
+	store_free_reply(r);
+	return rc;
+}
+
+/* The result of EXISTS revoked:<jti>: 1, 0 or FA_UNAVAIL. */
+static int
+store_revoked_result(struct redis_conn *conn, const redisReply *r)
+{
+	int rc;
+
+	if ((rc = store_reply_ok(conn, r, "EXISTS revoked")) != FA_OK)
+		return rc;
+	if (r->type != REDIS_REPLY_INTEGER)
+		return FA_UNAVAIL;
+	return r->integer > 0;
+}
+
+int
+store_is_revoked(struct redis_conn *conn, const uint8_t jti[TOKEN_JTI_LEN])
+{
+	char hex[2 * TOKEN_JTI_LEN + 1];
+	redisReply *r;
+	int rc;
+
+	crypto_hex(jti, TOKEN_JTI_LEN, hex);
+	r = redis_conn_command(conn, "EXISTS %srevoked:%s", redis_conn_prefix(conn), hex);
+	rc = store_revoked_result(conn, r);
+	store_free_reply(r);
+	return rc;
+}
+
+int
+store_client_and_revoked(struct redis_conn *conn, const char *id,
+    struct store_client *out, int *client_rc,
+    const uint8_t jti[TOKEN_JTI_LEN], int *revoked)
+{
+	const char *prefix = redis_conn_prefix(conn);
+	char hex[2 * TOKEN_JTI_LEN + 1];
+	redisReply *rclient = NULL, *rrevoked = NULL;
+	int valid, rc;
+
+	/* Fail closed if a caller ignores the return code. */
+	*client_rc = FA_NOTFOUND;
+	*revoked = 1;
+	valid = store_id_valid(id);
+	crypto_hex(jti, TOKEN_JTI_LEN, hex);
+	if (valid && redis_conn_append(conn, "HGETALL %sclient:%s", prefix, id) != FA_OK)
+		return FA_UNAVAIL;
+	if (redis_conn_append(conn, "EXISTS %srevoked:%s", prefix, hex) != FA_OK)
+		return FA_UNAVAIL;
+	/* Read every reply even if one is bad, so none is left pending. */
+	if (valid)
+		rclient = redis_conn_reply(conn);
+	rrevoked = redis_conn_reply(conn);
+
+	rc = FA_UNAVAIL;
+	if (valid) {
+		int crc = store_client_result(conn, id, rclient, out);
+
+		if (crc == FA_UNAVAIL)
+			goto out;
+		if (crc == FA_ERR) {
+			rc = FA_ERR;
+			goto out;
+		}
+		*client_rc = crc;
+	}
+	if ((rc = store_revoked_result(conn, rrevoked)) < 0)
+		goto out;
+	*revoked = rc;
+	rc = FA_OK;
+out:
+	store_free_reply(rclient);
+	store_free_reply(rrevoked);
+	return rc;
+}

@@ -146,8 +146,9 @@ service_housekeeper_main(void *arg)
 			cause = NULL;
 		}
 		pthread_mutex_lock(&hk->lock);
+		/* Every key_refresh_interval; every second while keys are missing. */
 		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += 1;
+		deadline.tv_sec += loaded ? svc->cfg->key_refresh_interval : 1;
 		if (!hk->stop)
 			pthread_cond_timedwait(&hk->wake, &hk->lock, &deadline);
 	}

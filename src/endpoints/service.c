@@ -116,7 +116,7 @@ service_load_keys(struct service *svc, struct redis_conn *rc)
 		goto out;
 	if (keyring_count(svc->keyring) == 0) {
 		if ((r = keyring_rotate(svc->keyring, rc, &kid, &cause)) == FA_OK)
-			log_info("created the first sealing key (id %u)", kid);
+			log_info("Redis had no sealing key; key %u is now in use", kid);
 	}
 out:
 	if (r != FA_OK)

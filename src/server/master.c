@@ -186,6 +186,15 @@ master_stop(struct master *m)
 	long waited = 0, limit = m->cfg->drain_timeout_ms + 2000;
 
 	m->stopping = 1;
+	/*
+	 * Refuse new connections before the workers drain: a Unix socket
+	 * disappears from the file system at once; a TCP socket closes when the
+	 * last worker has served what was already queued and closes its copy.
+	 */
+	if (m->cfg->listen != NULL && strncmp(m->cfg->listen, "unix:", 5) == 0)
+		unlink(m->cfg->listen + 5);
+	close(m->fd);
+	m->fd = -1;
 	master_signal_all(m, SIGTERM, 0);
 	while (master_count(m, 0) + master_count(m, 1) > 0) {
 		master_reap(m);
@@ -235,8 +244,6 @@ master_run(struct config *cfg, const char *path, int must_exist, int listen_fd)
 	}
 	log_info("master stopping: draining workers");
 	master_stop(m);
-	if (m->cfg->listen != NULL && strncmp(m->cfg->listen, "unix:", 5) == 0)
-		unlink(m->cfg->listen + 5);
 	config_free(m->cfg);
 	free(m);
 	log_info("master stopped");

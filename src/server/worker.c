@@ -1,20 +1,26 @@
 /*
  * worker.c -- the request loop of a responder process.
  *
- * Threads block in FCGX_Accept_r with FCGI_FAIL_ACCEPT_ON_INTR. To drain, the
- * main thread sets the stop flag and interrupts with SIGUSR1 the threads that
- * are waiting in accept; a thread busy with a request keeps SIGUSR1 blocked so
- * its FastCGI reads and writes are never interrupted, finishes the request,
- * and sees the flag before accepting another. Because a signal can land just
- * before a thread enters accept(), the interruption is repeated until every
- * thread has left.
+ * The listen socket is non-blocking, and each thread waits for it in its own
+ * epoll set with EPOLLEXCLUSIVE (so a connection wakes one thread, not all of
+ * them) together with the read end of a wake pipe. FCGX_Accept_r then accepts
+ * without blocking; -EAGAIN means another thread or process got there first.
+ *
+ * Draining (SIGTERM): one byte in the wake pipe wakes every thread; from then
+ * on a thread finishes its request, keeps accepting only while connections
+ * are already queued on the socket (they were accepted by the kernel and
+ * would be reset if we closed it under them), and leaves when the queue is
+ * empty. Threads are never interrupted by signals mid-request.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,7 +40,7 @@ struct worker_thread {
 	pthread_t		 thread;
 	int			 started;
 	int			 listen_fd;
-	atomic_int		 in_accept;	/* 1 while SIGUSR1 may interrupt it */
+	int			 wake_fd;	/* read end of the wake pipe */
 	atomic_int		 done;		/* 1 once the loop has ended */
 	struct service_thread	*st;
 	FCGX_Request		 fcgx;
@@ -43,12 +49,6 @@ struct worker_thread {
 };
 
 static atomic_int worker_stopping;	/* process-wide: set once, on SIGTERM */
-
-static void
-worker_on_usr1(int sig)
-{
-	(void)sig;	/* only here to interrupt accept() */
-}
 
 static void
 worker_handle(struct worker_thread *w)
@@ -71,38 +71,94 @@ worker_handle(struct worker_thread *w)
 	response_reset(&w->resp);
 }
 
+/* Accept (without blocking) and serve one request. */
+static void
+worker_serve(struct worker_thread *w)
+{
+	int rc = FCGX_Accept_r(&w->fcgx);
+
+	if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
+		return;	/* someone else took it */
+	if (rc < 0) {
+		log_err("FastCGI accept failed: %s",
+		    rc > -4096 ? strerror(-rc) : "protocol error");
+		usleep(100 * 1000);	/* don't spin on a broken socket */
+		return;
+	}
+	worker_handle(w);
+	FCGX_Finish_r(&w->fcgx);
+}
+
+/*
+ * Wait until the kept FastCGI connection (web servers that set FCGI_KEEP_CONN)
+ * has a request or the wake pipe fires. 1 = readable, 0 = not.
+ */
+static int
+worker_wait_kept(struct worker_thread *w, int timeout)
+{
+	struct pollfd p[2] = {
+		{ .fd = w->fcgx.ipcFd, .events = POLLIN },
+		{ .fd = w->wake_fd, .events = POLLIN },
+	};
+
+	if (poll(p, 2, timeout) <= 0)
+		return 0;
+	return (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+}
+
 static void *
 worker_thread_main(void *arg)
 {
 	struct worker_thread *w = arg;
-	sigset_t usr1;
-	int rc;
+	struct epoll_event ev, evs[2];
+	int ep, n, i, listen_ready, draining;
 
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	FCGX_InitRequest(&w->fcgx, w->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
+	FCGX_InitRequest(&w->fcgx, w->listen_fd, 0);
 	request_init(&w->req);
 	response_init(&w->resp);
-	while (!atomic_load(&worker_stopping)) {
-		atomic_store(&w->in_accept, 1);
-		pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
-		rc = atomic_load(&worker_stopping) ? -1 : FCGX_Accept_r(&w->fcgx);
-		pthread_sigmask(SIG_BLOCK, &usr1, NULL);
-		atomic_store(&w->in_accept, 0);
-		if (rc < 0) {
-			if (atomic_load(&worker_stopping))
-				break;
-			if (rc != -EINTR) {
-				log_err("FastCGI accept failed: %s",
-				    rc < 0 && rc > -4096 ? strerror(-rc) : "protocol error");
-				usleep(100 * 1000);	/* don't spin on a broken socket */
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		log_err("epoll_create1: %s", strerror(errno));
+		goto out;
+	}
+	memset(&ev, 0, sizeof ev);
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.fd = w->listen_fd;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, w->listen_fd, &ev) != 0) {
+		log_err("epoll_ctl(listen socket): %s", strerror(errno));
+		goto out;
+	}
+	ev.events = EPOLLIN;
+	ev.data.fd = w->wake_fd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, w->wake_fd, &ev);
+
+	for (;;) {
+		draining = atomic_load(&worker_stopping);
+		if (w->fcgx.ipcFd >= 0) {
+			if (worker_wait_kept(w, draining ? 0 : -1))
+				worker_serve(w);
+			else if (draining) {
+				FCGX_Free(&w->fcgx, 1);	/* close the kept connection */
 			}
 			continue;
 		}
-		worker_handle(w);
-		FCGX_Finish_r(&w->fcgx);
+		n = epoll_wait(ep, evs, 2, draining ? 0 : -1);
+		if (n < 0 && errno != EINTR) {
+			log_err("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		listen_ready = 0;
+		for (i = 0; i < n; i++)
+			if (evs[i].data.fd == w->listen_fd)
+				listen_ready = 1;
+		if (listen_ready)
+			worker_serve(w);
+		else if (draining)
+			break;	/* nothing queued any more */
 	}
-	FCGX_Finish_r(&w->fcgx);
+out:
+	if (ep >= 0)
+		close(ep);
+	FCGX_Free(&w->fcgx, 1);
 	request_free(&w->req);
 	response_free(&w->resp);
 	atomic_store(&w->done, 1);
@@ -118,27 +174,24 @@ worker_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Interrupt idle threads until all have left their loop or the time is up. */
+/* Wake every thread to drain; wait until all have left or the time is up. */
 static int
-worker_drain(struct worker_thread *ws, int n, long timeout_ms)
+worker_drain(struct worker_thread *ws, int n, int wake_wr, long timeout_ms)
 {
 	long long deadline = worker_now_ms() + timeout_ms;
 	int i, left;
 
-	FCGX_ShutdownPending();
 	atomic_store(&worker_stopping, 1);
+	if (write(wake_wr, "x", 1) != 1)
+		log_err("wake pipe: %s", strerror(errno));
 	for (;;) {
 		left = 0;
-		for (i = 0; i < n; i++) {
-			if (!ws[i].started || atomic_load(&ws[i].done))
-				continue;
-			left++;
-			if (atomic_load(&ws[i].in_accept))
-				pthread_kill(ws[i].thread, SIGUSR1);
-		}
+		for (i = 0; i < n; i++)
+			if (ws[i].started && !atomic_load(&ws[i].done))
+				left++;
 		if (left == 0 || worker_now_ms() >= deadline)
 			return left;
-		usleep(20 * 1000);
+		usleep(10 * 1000);
 	}
 }
 
@@ -147,25 +200,30 @@ worker_run(const struct config *cfg, int listen_fd)
 {
 	struct worker_thread *ws = NULL;
 	struct service *svc = NULL;
-	struct sigaction sa;
 	sigset_t set;
 	char *cause = NULL;
-	int i, sig, n = cfg->threads, status = 1, left;
+	int i, sig, n = cfg->threads, status = 1, left, wake[2] = { -1, -1 }, fl;
 
 	/* Every thread inherits this mask; only sigwait below takes these. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = worker_on_usr1;	/* no SA_RESTART: accept must return EINTR */
-	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (FCGX_Init() != 0) {
 		log_err("FCGX_Init failed");
+		goto out;
+	}
+	/* Shared with every process on this socket; all of them run this loop. */
+	if ((fl = fcntl(listen_fd, F_GETFL)) < 0 ||
+	    fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		log_err("listen socket: %s", strerror(errno));
+		goto out;
+	}
+	if (pipe2(wake, O_CLOEXEC) != 0) {
+		log_err("pipe: %s", strerror(errno));
 		goto out;
 	}
 	if ((svc = service_new(cfg, n, &cause)) == NULL) {
@@ -179,6 +237,7 @@ worker_run(const struct config *cfg, int listen_fd)
 		int err;
 
 		ws[i].listen_fd = listen_fd;
+		ws[i].wake_fd = wake[0];
 		ws[i].st = service_thread_new(svc, i);
 		if ((err = pthread_create(&ws[i].thread, NULL, worker_thread_main, &ws[i])) != 0) {
 			log_err("request thread: %s", strerror(err));
@@ -188,7 +247,6 @@ worker_run(const struct config *cfg, int listen_fd)
 	}
 	log_info("responder ready: %d threads", n);
 
-	sigdelset(&set, SIGUSR1);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
@@ -200,7 +258,8 @@ worker_run(const struct config *cfg, int listen_fd)
 		break;
 	}
 	log_info("draining (signal %d)", sig);
-	left = worker_drain(ws, n, cfg->drain_timeout_ms);
+	left = worker_drain(ws, n, wake[1], cfg->drain_timeout_ms);
+	close(listen_fd);
 	if (left > 0) {
 		/* Threads stuck mid-request own state we can't free safely: just go. */
 		log_warn("%d request(s) still running after %ld ms; exiting anyway",
@@ -217,6 +276,10 @@ worker_run(const struct config *cfg, int listen_fd)
 out:
 	free(ws);
 	service_free(svc);
+	if (wake[0] >= 0) {
+		close(wake[0]);
+		close(wake[1]);
+	}
 	free(cause);
 	return status;
 out_nofree:

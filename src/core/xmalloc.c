@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,16 @@ xmalloc_fatal(const char *what, size_t n)
 	abort();
 }
 
+/* No object can be larger than PTRDIFF_MAX; refuse before the allocator sees it. */
+static void
+xmalloc_check(const char *what, size_t n)
+{
+	if (n > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		xmalloc_fatal(what, n);
+	}
+}
+
 void *
 xmalloc(size_t n)
 {
@@ -27,6 +38,7 @@ xmalloc(size_t n)
 
 	if (n == 0)
 		n = 1;
+	xmalloc_check("malloc", n);
 	if ((p = malloc(n)) == NULL)
 		xmalloc_fatal("malloc", n);
 	return p;
@@ -39,6 +51,8 @@ xcalloc(size_t nmemb, size_t size)
 
 	if (nmemb == 0 || size == 0)
 		nmemb = size = 1;
+	if (nmemb > PTRDIFF_MAX / size)
+		xmalloc_check("calloc", SIZE_MAX);
 	if ((p = calloc(nmemb, size)) == NULL)
 		xmalloc_fatal("calloc", nmemb * size);
 	return p;
@@ -51,6 +65,7 @@ xrealloc(void *old, size_t n)
 
 	if (n == 0)
 		n = 1;
+	xmalloc_check("realloc", n);
 	if ((p = realloc(old, n)) == NULL)
 		xmalloc_fatal("realloc", n);
 	return p;

@@ -101,14 +101,15 @@ ctl_open(struct ctl *c)
 	crypto_wipe(kek, sizeof kek);
 }
 
+/* Release everything ctl_open and main made; safe to call twice. */
 static void
 ctl_close(struct ctl *c)
 {
 	keyring_free(c->keyring);
 	redis_pool_free(c->pool);
 	crypto_ctx_free(c->crypto);
-	crypto_wipe(c->pepper, sizeof c->pepper);
 	config_free(c->cfg);
+	crypto_wipe(c, sizeof *c);
 }
 
 static const char *
@@ -135,7 +136,6 @@ ctl_key(struct ctl *c, int argc, char **argv)
 			ctl_fatal("%s", cause);
 		fprintf(stderr, "created %s (mode 0600); copy it to every host, "
 		    "it must be the same everywhere\n", c->cfg->kek_file);
-		config_free(c->cfg);
 		return 0;
 	}
 	ctl_open(c);
@@ -163,11 +163,8 @@ ctl_key(struct ctl *c, int argc, char **argv)
 			    ki[i].retired_at ? "validating" : "active");
 		}
 		free(ki);
-	} else {
-		ctl_close(c);
+	} else
 		goto usage;
-	}
-	ctl_close(c);
 	return 0;
 usage:
 	ctl_usage(stderr);
@@ -254,7 +251,6 @@ ctl_client_add(struct ctl *c, int argc, char **argv)
 	printf("%s\n", secret);
 	fflush(stdout);
 	crypto_wipe(secret, sizeof secret);
-	ctl_close(c);
 	return 0;
 }
 
@@ -281,7 +277,6 @@ ctl_client(struct ctl *c, int argc, char **argv)
 		for (i = 0; i < n; i++)
 			printf("%s\n", ids[i]);
 		store_ids_free(ids, n);
-		ctl_close(c);
 		return 0;
 	}
 	if (argc != 2)
@@ -312,11 +307,8 @@ ctl_client(struct ctl *c, int argc, char **argv)
 		printf("%s\n", secret);
 		fflush(stdout);
 		crypto_wipe(secret, sizeof secret);
-	} else {
-		ctl_close(c);
+	} else
 		goto usage;
-	}
-	ctl_close(c);
 	return 0;
 usage:
 	ctl_usage(stderr);
@@ -329,7 +321,7 @@ main(int argc, char **argv)
 	struct ctl c;
 	const char *path = NULL;
 	char *cause = NULL;
-	int must_exist = 1, i = 1;
+	int must_exist = 1, i = 1, rc;
 
 	memset(&c, 0, sizeof c);
 	log_open("fastauthctl", 0, LOG_LEVEL_WARN);
@@ -360,10 +352,13 @@ main(int argc, char **argv)
 	if ((c.cfg = config_load(path, must_exist, &cause)) == NULL)
 		ctl_fatal("%s", cause);
 	if (strcmp(argv[i], "key") == 0)
-		return ctl_key(&c, argc - i - 1, argv + i + 1);
-	if (strcmp(argv[i], "client") == 0)
-		return ctl_client(&c, argc - i - 1, argv + i + 1);
-	ctl_usage(stderr);
-	config_free(c.cfg);
-	return 1;
+		rc = ctl_key(&c, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "client") == 0)
+		rc = ctl_client(&c, argc - i - 1, argv + i + 1);
+	else {
+		ctl_usage(stderr);
+		rc = 1;
+	}
+	ctl_close(&c);
+	return rc;
 }

@@ -1004,6 +1004,7 @@ keyring_rotate(struct keyring *kr, struct redis_conn *conn, uint32_t *kid, char 
 	int taken, rc;
 
 	*cause = NULL;
+	*kid = 0;
 	if ((rc = keyring_lock_token(token, cause)) != FA_OK)
 		return rc;
 	/*

@@ -70,6 +70,7 @@ static const char *config_check_instance(char *);
 static const char *config_check_redis_url(char *);
 static const char *config_check_prefix(char *);
 static const char *config_check_path(char *);
+static const char *config_check_audit(char *);
 
 static const char *const config_log_levels[] = {
 	"err", "warn", "info", "debug", NULL	/* enum log_level order */
@@ -116,6 +117,22 @@ static const struct config_key config_keys[] = {
 	CONFIG_NUM(max_body_size, "16384", 1024, 16777216, CONFIG_SUFFIX),
 	CONFIG_NUM(max_form_params, "32", 1, 1024, 0),
 	CONFIG_NUM(discovery_max_age, "3600", 0, 604800, 0),
+	CONFIG_NUM(argon2_memory_kib, "19456", 8, 4194304, 0),
+	CONFIG_NUM(argon2_iterations, "2", 1, 16, 0),
+	CONFIG_NUM(argon2_parallelism, "1", 1, 8, 0),
+	CONFIG_NUM(password_max_length, "1024", 16, 65536, 0),
+	CONFIG_NUM(argon2_max_concurrent, "0", 1, 256, CONFIG_ZERO_OK),
+	CONFIG_NUM(argon2_wait_ms, "2000", 0, 60000, 0),
+	CONFIG_NUM(refresh_token_idle_ttl, "1209600", 60, 31536000, 0),
+	CONFIG_NUM(refresh_token_absolute_ttl, "2592000", 60, 31536000, 0),
+	CONFIG_NUM(refresh_token_grace, "0", 0, 300, 0),
+	CONFIG_NUM(login_max_failures, "5", 1, 1000, 0),
+	CONFIG_NUM(login_failure_window, "900", 1, 86400, 0),
+	CONFIG_NUM(login_lock_seconds, "900", 1, 86400, 0),
+	CONFIG_NUM(login_delay_base_ms, "250", 0, 60000, 0),
+	CONFIG_NUM(login_delay_max_ms, "4000", 0, 600000, 0),
+	CONFIG_NUM(login_max_failures_per_address, "100", 1, 100000, 0),
+	CONFIG_STR(audit_log, "syslog", config_check_audit, 0),
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -404,6 +421,14 @@ static const char *
 config_check_path(char *s)
 {
 	return *s == '\0' ? "must not be empty" : NULL;
+}
+
+static const char *
+config_check_audit(char *s)
+{
+	if (strcmp(s, "syslog") == 0)
+		return NULL;
+	return *s == '/' ? NULL : "must be \"syslog\" or an absolute file path";
 }
 
 /* --- the public interface ------------------------------------------------- */
@@ -734,6 +759,18 @@ config_validate(const struct config *cfg, char **cause)
 		*cause = xasprintf("key_refresh_interval (%ld) must be shorter "
 		    "than key_rotate_after (%ld)", cfg->key_refresh_interval,
 		    cfg->key_rotate_after);
+		return FA_ERR;
+	}
+	if (cfg->login_delay_base_ms > cfg->login_delay_max_ms) {
+		*cause = xasprintf("login_delay_base_ms (%ld) is greater than "
+		    "login_delay_max_ms (%ld)", cfg->login_delay_base_ms,
+		    cfg->login_delay_max_ms);
+		return FA_ERR;
+	}
+	if (cfg->refresh_token_idle_ttl > cfg->refresh_token_absolute_ttl) {
+		*cause = xasprintf("refresh_token_idle_ttl (%ld) is longer than "
+		    "refresh_token_absolute_ttl (%ld)", cfg->refresh_token_idle_ttl,
+		    cfg->refresh_token_absolute_ttl);
 		return FA_ERR;
 	}
 	if (cfg->issuer == NULL || cfg->redis_url == NULL ||

@@ -41,6 +41,23 @@ struct config {
 	size_t	 max_body_size;		/* bytes; larger bodies get 413 */
 	int	 max_form_params;	/* parameters per form body */
 	long	 discovery_max_age;	/* seconds, Cache-Control of the metadata */
+	/* users and passwords */
+	long	 argon2_memory_kib;	/* Argon2id m */
+	int	 argon2_iterations;	/* Argon2id t */
+	int	 argon2_parallelism;	/* Argon2id p */
+	size_t	 password_max_length;	/* bytes; longer passwords get 400, no hash */
+	int	 argon2_max_concurrent;	/* host-wide hashes at once; 0 = number of cores */
+	long	 argon2_wait_ms;	/* wait for a slot before 503 */
+	long	 refresh_token_idle_ttl;	/* seconds without use before a refresh token dies */
+	long	 refresh_token_absolute_ttl;	/* seconds from the login, whatever the use */
+	long	 refresh_token_grace;	/* seconds a just-rotated token may be repeated once */
+	int	 login_max_failures;	/* per username, within login_failure_window */
+	long	 login_failure_window;	/* seconds */
+	long	 login_lock_seconds;	/* temporary lock after login_max_failures */
+	long	 login_delay_base_ms;	/* progressive delay: base * 2^(failures-1) */
+	long	 login_delay_max_ms;
+	int	 login_max_failures_per_address; /* per client address, same window */
+	char	*audit_log;		/* "syslog" (authpriv) or a file path */
 };
 
 /* A configuration holding the defaults. Free with config_free. */

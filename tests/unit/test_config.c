@@ -108,6 +108,18 @@ START_TEST(defaults)
 	ck_assert_uint_eq(cfg->max_body_size, 16384);
 	ck_assert_int_eq(cfg->max_form_params, 32);
 	ck_assert_int_eq(cfg->discovery_max_age, 3600);
+	ck_assert_int_eq(cfg->argon2_memory_kib, 19456);
+	ck_assert_int_eq(cfg->argon2_iterations, 2);
+	ck_assert_int_eq(cfg->argon2_parallelism, 1);
+	ck_assert_uint_eq(cfg->password_max_length, 1024);
+	ck_assert_int_eq(cfg->argon2_max_concurrent, 0);
+	ck_assert_int_eq(cfg->argon2_wait_ms, 2000);
+	ck_assert_int_eq(cfg->refresh_token_idle_ttl, 1209600);
+	ck_assert_int_eq(cfg->refresh_token_absolute_ttl, 2592000);
+	ck_assert_int_eq(cfg->refresh_token_grace, 0);
+	ck_assert_int_eq(cfg->login_max_failures, 5);
+	ck_assert_int_eq(cfg->login_lock_seconds, 900);
+	ck_assert_str_eq(cfg->audit_log, "syslog");
 	ck_assert_int_eq(config_validate(cfg, &cause), FA_OK);
 	config_free(NULL);
 }
@@ -123,7 +135,14 @@ START_TEST(key_names)
 		"redis_backoff_max_ms", "kek_file", "access_token_ttl",
 		"key_rotate_after", "key_rotate_after_seals",
 		"key_refresh_interval", "max_body_size", "max_form_params",
-		"discovery_max_age",
+		"discovery_max_age", "argon2_memory_kib", "argon2_iterations",
+		"argon2_parallelism", "password_max_length",
+		"argon2_max_concurrent", "argon2_wait_ms",
+		"refresh_token_idle_ttl", "refresh_token_absolute_ttl",
+		"refresh_token_grace", "login_max_failures",
+		"login_failure_window", "login_lock_seconds",
+		"login_delay_base_ms", "login_delay_max_ms",
+		"login_max_failures_per_address", "audit_log",
 	};
 	size_t i;
 
@@ -684,6 +703,70 @@ START_TEST(dump_hides_redis_password)
 }
 END_TEST
 
+/* Read a whole file under $top_srcdir into a malloc'd string. */
+static char *
+read_doc(const char *rel)
+{
+	const char *top = getenv("top_srcdir");
+	char *path, *text;
+	FILE *f;
+	long n;
+
+	ck_assert_int_ge(asprintf(&path, "%s/%s", top ? top : ".", rel), 0);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	text = malloc((size_t)n + 1);
+	ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+	text[n] = '\0';
+	fclose(f);
+	free(path);
+	return text;
+}
+
+/*
+ * Every key the code knows is documented in fastauth.conf(5) and in the
+ * sample file, and the man page documents no key the code does not know.
+ */
+START_TEST(keys_documented)
+{
+	char *man = read_doc("man/fastauth.conf.5");
+	char *sample = read_doc("etc/fastauth.conf");
+	char want[128], *p;
+	size_t i;
+
+	for (i = 0; config_key_name(i) != NULL; i++) {
+		snprintf(want, sizeof want, "\n.It Ic %s ", config_key_name(i));
+		ck_assert_msg(strstr(man, want) != NULL,
+		    "key %s missing from man/fastauth.conf.5", config_key_name(i));
+		snprintf(want, sizeof want, "\n%s ", config_key_name(i));
+		p = strstr(sample, want);
+		if (p == NULL) {
+			snprintf(want, sizeof want, "\n# %s ", config_key_name(i));
+			p = strstr(sample, want);
+		}
+		ck_assert_msg(p != NULL, "key %s missing from etc/fastauth.conf",
+		    config_key_name(i));
+	}
+	/* The reverse: each ".It Ic key" in the key list names a known key. */
+	for (p = man; (p = strstr(p, "\n.It Ic ")) != NULL; p++) {
+		char name[64];
+		size_t j, known = 0;
+
+		if (sscanf(p + 8, "%63[a-z0-9_]", name) != 1)
+			continue;
+		for (j = 0; config_key_name(j) != NULL; j++)
+			if (strcmp(config_key_name(j), name) == 0)
+				known = 1;
+		ck_assert_msg(known, "man/fastauth.conf.5 documents unknown key %s", name);
+	}
+	free(man);
+	free(sample);
+}
+END_TEST
+
 START_TEST(sample_file_loads)
 {
 	const char *top = getenv("top_srcdir");
@@ -735,6 +818,7 @@ config_suite(void)
 	tcase_add_test(tc, dump_reloads);
 	tcase_add_test(tc, dump_hides_redis_password);
 	tcase_add_test(tc, sample_file_loads);
+	tcase_add_test(tc, keys_documented);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,446 @@
+/*
+ * bench_shm.c -- how close the shared memory limiter and cache come to the
+ * raw memory operations they are built on, measured in the same run, with
+ * one JSON object on stdout.
+ *
+ * Ceilings: "raw_cas" is a GCRA update by compare-and-swap on one 64-bit word
+ * per key in a shm segment (load, max, add, compare, CAS); "raw_seqlock" is a
+ * seqlock-protected lookup of a 16-byte key and a copy of its 128-byte value
+ * from a table laid out as the cache's entries (sequence word, 40-byte
+ * header, key, value) in a shm segment, index known in advance, no hashing. They run on a twin segment of the same size, so that the real
+ * tables stay intact. The real calls: ratelimit_check with its result (the
+ * numbers for the response headers), cache_get of present keys, cache_put
+ * overwriting present keys. Each thread or process has its own 4096 keys
+ * (clients), as distinct requests would, so most operations miss the CPU
+ * caches; the "1key" figures repeat one key (all cache hits) to separate
+ * the cost of computing from the cost of memory. The clock is read once per
+ * 64 operations in every loop (a request reads it once anyway).
+ *
+ * usage: bench_shm [--seconds N]   (per measurement, default 1)
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/fastauth.h"
+#include "shm/shm.h"
+#include "shm/ratelimit.h"
+#include "shm/cache.h"
+
+#define BENCH_KEYS	4096	/* per thread */
+#define BENCH_MAXT	2	/* threads or processes */
+#define BENCH_BATCH	64	/* operations between clock reads */
+#define BENCH_VALUE	128	/* bytes of a cached value */
+#define BENCH_KEYLEN	16
+#define BENCH_HDR	40	/* the cache entry header, before key and value */
+
+struct bench {
+	char			 inst[64], twin[64];
+	struct shm_params	 params;
+	struct shm		*seg;		/* the real tables */
+	struct shm		*raw;		/* the twin, for the raw loops */
+	struct ratelimit_policy	 pol;
+	char			 keys[BENCH_MAXT][BENCH_KEYS][BENCH_KEYLEN];
+	uint32_t		 slot[BENCH_MAXT][BENCH_KEYS];	/* raw seqlock's entry */
+	uint32_t		 wslot[BENCH_MAXT][BENCH_KEYS];	/* raw CAS's word */
+	_Atomic uint64_t	*words;		/* raw CAS: the twin's limiter region */
+	uint64_t		 nwords;
+	uint8_t			*entries;	/* raw seqlock: the twin's cache region */
+	uint64_t		 nentries, stride;
+	uint8_t			 value[BENCH_VALUE];
+	double			 seconds;
+};
+
+struct bench_thread {
+	struct bench	*b;
+	unsigned	 id;
+	unsigned	 nkeys;		/* keys it cycles through */
+	struct shm	*seg;		/* this thread's attachment */
+	uint64_t	 ops;
+	double		 elapsed;
+	volatile uint64_t sink;
+	pthread_barrier_t *start;
+	void		(*loop)(struct bench_thread *);
+} __attribute__((aligned(128)));	/* no false sharing between threads */
+
+typedef void (*bench_loop)(struct bench_thread *);
+
+static char	bench_names[2][64];	/* segments to unlink on failure */
+
+static void __attribute__((noreturn))
+bench_fail(const char *what)
+{
+	char	*cause = NULL;
+	int	 i;
+
+	fprintf(stderr, "bench_shm: %s failed\n", what);
+	for (i = 0; i < 2; i++)
+		if (bench_names[i][0] != '\0')
+			shm_unlink_segment(bench_names[i], &cause);
+	exit(1);
+}
+
+static double
+bench_secs(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Run body BENCH_BATCH times per clock read until seconds have passed. */
+#define BENCH_LOOP(t, ...) do {					\
+	double		 start_ = bench_secs(), el_;			\
+	uint64_t	 n_ = 0, now, sink = 0;				\
+	unsigned	 i_ = 0, k_;					\
+	do {								\
+		now = shm_now();					\
+		for (k_ = 0; k_ < BENCH_BATCH; k_++) {			\
+			unsigned i = i_++ % (t)->nkeys;			\
+			__VA_ARGS__;					\
+		}							\
+		(void)now;						\
+		n_ += BENCH_BATCH;					\
+		el_ = bench_secs() - start_;				\
+	} while (el_ < (t)->b->seconds);				\
+	(t)->sink = sink;						\
+	(t)->ops = n_;							\
+	(t)->elapsed = el_;						\
+} while (0)
+
+/* GCRA on a bare word: the limiter's ceiling. */
+static void
+loop_raw_cas(struct bench_thread *t)
+{
+	struct bench	*b = t->b;
+	const uint32_t	*slot = b->wslot[t->id];
+	uint64_t	 T = b->pol.interval, horizon = b->pol.horizon;
+
+	BENCH_LOOP(t, {
+		_Atomic uint64_t *w = &b->words[slot[i]];
+		uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
+		uint64_t tat = (old > now ? old : now) + T;
+		if (tat - now <= horizon)
+			atomic_compare_exchange_strong_explicit(w, &old, tat,
+			    memory_order_relaxed, memory_order_relaxed);
+		sink += tat;
+	});
+}
+
+static void
+loop_limiter(struct bench_thread *t)
+{
+	struct ratelimit	*rl = shm_ratelimit(t->seg);
+	struct ratelimit_result	 r;
+	struct bench		*b = t->b;
+
+	BENCH_LOOP(t, {
+		sink += (uint64_t)ratelimit_check(rl, &b->pol,
+		    b->keys[t->id][i], BENCH_KEYLEN, now, &r) + r.remaining;
+	});
+}
+
+/* Seqlock read of a known entry: key compare and value copy. */
+static void
+loop_raw_seqlock(struct bench_thread *t)
+{
+	struct bench	*b = t->b;
+	const uint32_t	*slot = b->slot[t->id];
+	uint8_t		 out[BENCH_VALUE];
+
+	BENCH_LOOP(t, {
+		uint8_t *e = b->entries + (uint64_t)slot[i] * b->stride;
+		_Atomic uint64_t *seq = (_Atomic uint64_t *)e;
+		uint64_t s1, s2;
+		int eq;
+		do {
+			s1 = atomic_load_explicit(seq, memory_order_acquire);
+			eq = memcmp(e + BENCH_HDR, b->keys[t->id][i],
+			    BENCH_KEYLEN) == 0;
+			memcpy(out, e + BENCH_HDR + BENCH_KEYLEN, BENCH_VALUE);
+			atomic_thread_fence(memory_order_acquire);
+			s2 = atomic_load_explicit(seq, memory_order_relaxed);
+		} while (s1 != s2 || (s1 & 1));
+		sink += (uint64_t)eq + out[i % BENCH_VALUE];
+	});
+}
+
+static void
+loop_cache_get(struct bench_thread *t)
+{
+	struct cache	*c = shm_cache(t->seg);
+	struct bench	*b = t->b;
+	uint8_t		 out[BENCH_VALUE];
+	size_t		 outlen;
+
+	BENCH_LOOP(t, {
+		if (cache_get(c, CACHE_CLIENT, b->keys[t->id][i], BENCH_KEYLEN,
+		    now, out, sizeof out, &outlen) != FA_OK)
+			bench_fail("cache_get hit");
+		sink += outlen + out[i % BENCH_VALUE];
+	});
+}
+
+static void
+loop_cache_put(struct bench_thread *t)
+{
+	struct cache	*c = shm_cache(t->seg);
+	struct bench	*b = t->b;
+
+	BENCH_LOOP(t, {
+		sink += (uint64_t)cache_put(c, CACHE_CLIENT,
+		    b->keys[t->id][i], BENCH_KEYLEN, b->value, BENCH_VALUE,
+		    3600ULL * 1000000, now, NULL);
+	});
+}
+
+static void
+loop_hash(struct bench_thread *t)
+{
+	struct bench	*b = t->b;
+	uint8_t		 key[SHM_HASHKEY_LEN] = { 1, 2, 3 };
+
+	BENCH_LOOP(t, {
+		sink += shm_hash(key, now, b->keys[t->id][i], BENCH_KEYLEN);
+	});
+}
+
+static void *
+bench_thread_main(void *arg)
+{
+	struct bench_thread	*t = arg;
+
+	pthread_barrier_wait(t->start);
+	t->loop(t);
+	return NULL;
+}
+
+/* Operations per second, all threads together, each on nkeys keys. */
+static double
+bench_threads(struct bench *b, bench_loop loop, unsigned n, unsigned nkeys)
+{
+	struct bench_thread	t[BENCH_MAXT];
+	pthread_t		tid[BENCH_MAXT];
+	pthread_barrier_t	start;
+	double			total = 0;
+	unsigned		i;
+
+	pthread_barrier_init(&start, NULL, n);
+	for (i = 0; i < n; i++) {
+		memset(&t[i], 0, sizeof t[i]);
+		t[i].b = b;
+		t[i].id = i;
+		t[i].nkeys = nkeys;
+		t[i].seg = b->seg;
+		t[i].start = &start;
+		t[i].loop = loop;
+		if (pthread_create(&tid[i], NULL, bench_thread_main, &t[i]) != 0)
+			bench_fail("pthread_create");
+	}
+	for (i = 0; i < n; i++) {
+		pthread_join(tid[i], NULL);
+		total += (double)t[i].ops / t[i].elapsed;
+	}
+	pthread_barrier_destroy(&start);
+	return total;
+}
+
+/* The same with n processes, each attaching the segment itself. */
+static double
+bench_processes(struct bench *b, bench_loop loop, unsigned n)
+{
+	pid_t	pids[BENCH_MAXT];
+	int	go[2], res[2];
+	double	total = 0, r;
+	unsigned i;
+
+	if (pipe(go) == -1 || pipe(res) == -1)
+		bench_fail("pipe");
+	for (i = 0; i < n; i++) {
+		if ((pids[i] = fork()) == -1)
+			bench_fail("fork");
+		if (pids[i] != 0)
+			continue;
+		struct bench_thread	 t;
+		char			*cause = NULL, c;
+
+		close(go[1]);
+		close(res[0]);
+		memset(&t, 0, sizeof t);
+		t.b = b;
+		t.id = i;
+		t.nkeys = BENCH_KEYS;
+		if (shm_open_segment(b->inst, &b->params, &t.seg, &cause) != FA_OK)
+			_exit(1);
+		while (read(go[0], &c, 1) == -1 && errno == EINTR)
+			;
+		loop(&t);
+		r = (double)t.ops / t.elapsed;
+		_exit(write(res[1], &r, sizeof r) == sizeof r ? 0 : 1);
+	}
+	close(go[0]);
+	close(res[1]);
+	close(go[1]);
+	for (i = 0; i < n; i++) {
+		if (read(res[0], &r, sizeof r) != sizeof r)
+			bench_fail("child result");
+		total += r;
+	}
+	close(res[0]);
+	for (i = 0; i < n; i++)
+		waitpid(pids[i], NULL, 0);
+	return total;
+}
+
+static struct shm *
+bench_open(const char *inst, const struct shm_params *p)
+{
+	struct shm	*seg = NULL;
+	char		*cause = NULL;
+
+	if (shm_open_segment(inst, p, &seg, &cause) != FA_OK) {
+		fprintf(stderr, "bench_shm: %s\n", cause);
+		bench_fail("shm_open_segment");
+	}
+	return seg;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct bench	 b;
+	struct cache_stats	 cst;
+	char			*end, *cause = NULL;
+	double			 cas1, cas2, cas2p, lim1, lim2, lim2p, seq1, seq2;
+	double			 get1, get2, put1, hash1, limhot, gethot;
+	size_t			 size;
+	unsigned		 seed = 7, t, i;
+	int			 a;
+
+	b.seconds = 1;
+	for (a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--seconds") == 0 && a + 1 < argc) {
+			b.seconds = strtod(argv[++a], &end);
+			if (*end != '\0' || b.seconds <= 0)
+				goto usage;
+		} else
+			goto usage;
+	}
+
+	shm_params_default(&b.params);
+	/* Room for every key of both threads without overflowing a bucket. */
+	b.params.cache_entries = 65536;
+	snprintf(b.inst, sizeof b.inst, "bench-%d", (int)getpid());
+	snprintf(b.twin, sizeof b.twin, "bench-raw-%d", (int)getpid());
+	memcpy(bench_names[0], b.inst, sizeof bench_names[0]);
+	memcpy(bench_names[1], b.twin, sizeof bench_names[1]);
+	b.seg = bench_open(b.inst, &b.params);
+	b.raw = bench_open(b.twin, &b.params);
+	/*
+	 * A million a second per client, burst a million: a key is hit far
+	 * less often than that, so every check is allowed and does its CAS.
+	 */
+	if (ratelimit_policy_init(&b.pol, 0, 1000000, 1000000, 1000000,
+	    &cause) != FA_OK)
+		bench_fail(cause);
+
+	b.words = shm_region(b.raw, SHM_REGION_RATELIMIT, &size);
+	b.nwords = size / sizeof(uint64_t);
+	b.entries = shm_region(b.raw, SHM_REGION_CACHE, &size);
+	b.stride = (BENCH_HDR + CACHE_KEY_MAX + b.params.cache_value_max + 63) &
+	    ~63U;
+	b.nentries = size / b.stride;
+	memset(b.value, 0x5a, sizeof b.value);
+	for (t = 0; t < BENCH_MAXT; t++) {
+		for (i = 0; i < BENCH_KEYS; i++) {
+			char	k[BENCH_KEYLEN + 1];
+			uint8_t	*e;
+
+			snprintf(k, sizeof k, "client-%u-%07u", t, i);
+			memcpy(b.keys[t][i], k, BENCH_KEYLEN);
+			/* Random slots, distinct per thread (t in the low bit). */
+			b.slot[t][i] = (((uint32_t)rand_r(&seed) %
+			    (uint32_t)(b.nentries / 2)) * 2 + t);
+			b.wslot[t][i] = (((uint32_t)rand_r(&seed) %
+			    (uint32_t)(b.nwords / 2)) * 2 + t);
+			e = b.entries + (uint64_t)b.slot[t][i] * b.stride;
+			memcpy(e + BENCH_HDR, k, BENCH_KEYLEN);
+			memcpy(e + BENCH_HDR + BENCH_KEYLEN, b.value, BENCH_VALUE);
+			if (cache_put(shm_cache(b.seg), CACHE_CLIENT, k,
+			    BENCH_KEYLEN, b.value, BENCH_VALUE, 3600ULL * 1000000,
+			    shm_now(), NULL) != FA_OK)
+				bench_fail("cache_put fill");
+		}
+	}
+	cache_stats(shm_cache(b.seg), shm_now(), &cst);
+	if (cst.used != BENCH_MAXT * BENCH_KEYS)
+		bench_fail("cache fill (buckets overflowed)");
+
+	hash1 = bench_threads(&b, loop_hash, 1, BENCH_KEYS);
+	cas1 = bench_threads(&b, loop_raw_cas, 1, BENCH_KEYS);
+	lim1 = bench_threads(&b, loop_limiter, 1, BENCH_KEYS);
+	cas2 = bench_threads(&b, loop_raw_cas, 2, BENCH_KEYS);
+	lim2 = bench_threads(&b, loop_limiter, 2, BENCH_KEYS);
+	cas2p = bench_processes(&b, loop_raw_cas, 2);
+	lim2p = bench_processes(&b, loop_limiter, 2);
+	limhot = bench_threads(&b, loop_limiter, 1, 1);
+	seq1 = bench_threads(&b, loop_raw_seqlock, 1, BENCH_KEYS);
+	get1 = bench_threads(&b, loop_cache_get, 1, BENCH_KEYS);
+	seq2 = bench_threads(&b, loop_raw_seqlock, 2, BENCH_KEYS);
+	get2 = bench_threads(&b, loop_cache_get, 2, BENCH_KEYS);
+	gethot = bench_threads(&b, loop_cache_get, 1, 1);
+	put1 = bench_threads(&b, loop_cache_put, 1, BENCH_KEYS);
+
+	printf("{\"seconds\": %g, \"keys_per_thread\": %d, \"key_len\": %d, "
+	    "\"value_len\": %d, \"ratelimit_entries\": %u, "
+	    "\"cache_entries\": %u, \"cache_value_max\": %u,\n"
+	    " \"siphash_1t_per_s\": %.0f,\n"
+	    " \"raw_cas_1t_per_s\": %.0f, \"limiter_1t_per_s\": %.0f, "
+	    "\"limiter_ratio_1t\": %.3f,\n"
+	    " \"raw_cas_2t_per_s\": %.0f, \"limiter_2t_per_s\": %.0f, "
+	    "\"limiter_2t_per_thread\": %.0f, \"limiter_ratio_2t\": %.3f,\n"
+	    " \"raw_cas_2p_per_s\": %.0f, \"limiter_2p_per_s\": %.0f, "
+	    "\"limiter_2p_per_process\": %.0f, \"limiter_ratio_2p\": %.3f,\n"
+	    " \"limiter_1key_1t_per_s\": %.0f,\n"
+	    " \"raw_seqlock_1t_per_s\": %.0f, \"cache_get_1t_per_s\": %.0f, "
+	    "\"cache_ratio_1t\": %.3f,\n"
+	    " \"raw_seqlock_2t_per_s\": %.0f, \"cache_get_2t_per_s\": %.0f, "
+	    "\"cache_get_2t_per_thread\": %.0f, \"cache_ratio_2t\": %.3f,\n"
+	    " \"cache_get_1key_1t_per_s\": %.0f,\n"
+	    " \"cache_put_1t_per_s\": %.0f,\n"
+	    " \"target_limiter_per_thread\": 20000000, "
+	    "\"target_cache_get_per_thread\": 10000000, "
+	    "\"limiter_meets_target\": %s, \"cache_meets_target\": %s}\n",
+	    b.seconds, BENCH_KEYS, BENCH_KEYLEN, BENCH_VALUE,
+	    b.params.ratelimit_entries, b.params.cache_entries,
+	    b.params.cache_value_max, hash1,
+	    cas1, lim1, lim1 / cas1,
+	    cas2, lim2, lim2 / 2, lim2 / cas2,
+	    cas2p, lim2p, lim2p / 2, lim2p / cas2p,
+	    limhot,
+	    seq1, get1, get1 / seq1,
+	    seq2, get2, get2 / 2, get2 / seq2,
+	    gethot,
+	    put1,
+	    lim1 >= 20e6 && lim2 / 2 >= 20e6 ? "true" : "false",
+	    get1 >= 10e6 && get2 / 2 >= 10e6 ? "true" : "false");
+
+	shm_close(b.seg);
+	shm_close(b.raw);
+	shm_unlink_segment(b.inst, &cause);
+	shm_unlink_segment(b.twin, &cause);
+	return 0;
+
+usage:
+	fprintf(stderr, "usage: bench_shm [--seconds N]\n");
+	return 2;
+}

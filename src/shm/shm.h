@@ -1,0 +1,168 @@
+/*
+ * shm.h -- the per-instance POSIX shared memory segment ("/fastauth.<instance>")
+ * that every fastauth process of a host attaches: the rate limiter and the L1
+ * cache live in it (shm/ratelimit.h, shm/cache.h).
+ *
+ * Processes have no common parent, so the segment is created by whichever
+ * comes first and attached by the rest; a segment of another layout version or
+ * size is replaced, never misread; a process killed at any instruction leaves
+ * it usable. Times are microseconds of CLOCK_MONOTONIC (shm_now), which all
+ * processes of the host share.
+ */
+#ifndef SHM_H
+#define SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/cache.h"
+#include "shm/ratelimit.h"
+
+#define SHM_INSTANCE_MAX	64	/* bytes of an instance name */
+#define SHM_VERSION		1	/* layout version written in the header */
+
+/* Defaults for the configuration keys that size the segment. */
+#define SHM_DEFAULT_RATELIMIT_ENTRIES	65536
+#define SHM_DEFAULT_CACHE_ENTRIES	16384
+#define SHM_DEFAULT_CACHE_VALUE_MAX	512
+
+/* Sizes of the regions; all processes of an instance must use the same. */
+struct shm_params {
+	uint32_t	ratelimit_entries;	/* limiter slots, 8..2^26; rounded up to 8 x 2^k */
+	uint32_t	cache_entries;		/* cache slots, 8..2^24; rounded up to 8 x 2^k */
+	uint32_t	cache_value_max;	/* bytes of one cached value, 1..65536 */
+};
+
+struct shm;
+
+struct shm_stats {
+	uint64_t		segment_id;	/* random, fixed at initialisation */
+	uint64_t		size;		/* bytes of the segment */
+	uint32_t		version;	/* layout version */
+	int32_t			creator_pid;	/* process that initialised it */
+	uint64_t		created;	/* shm_now() at initialisation, us */
+	uint64_t		generation;	/* cache generation (bumped by a full flush) */
+	int			current;	/* 0 once replaced by a segment of other size */
+	struct ratelimit_stats	ratelimit;
+	struct cache_stats	cache;
+};
+
+/* Fill params with the defaults above. */
+void	shm_params_default(struct shm_params *);
+/*
+ * Attach the segment of instance (letters, digits, '-', '_', '.'), creating
+ * and initialising it if no process has, or replacing one of another layout
+ * version or size. Waits at most a few seconds for another process's
+ * initialisation. FA_OK and *out (free with shm_close), or FA_ERR and *cause
+ * (caller frees).
+ */
+int	shm_open_segment(const char *instance, const struct shm_params *,
+	    struct shm **out, char **cause);
+/*
+ * Attach the segment of instance as it is, whatever its sizes, never creating
+ * or replacing it: for tools (fastauthctl), whose configuration may differ
+ * from the running servers'. FA_OK and *out; FA_NOTFOUND if there is none or
+ * it is not initialised; FA_ERR and *cause (another layout version, a size
+ * that does not add up, a system error).
+ */
+int	shm_attach_existing(const char *instance, struct shm **out, char **cause);
+/* Detach; the segment stays for the other processes. Accepts NULL. */
+void	shm_close(struct shm *);
+/*
+ * Remove the segment's name and mark it replaced, so attached processes see
+ * shm_is_current() == 0. FA_OK (also if there was none) or FA_ERR and *cause.
+ */
+int	shm_unlink_segment(const char *instance, char **cause);
+/*
+ * 1 while the segment is the one its name designates; 0 once replaced or
+ * unlinked: the caller should shm_close and attach again. One shared load.
+ */
+int	shm_is_current(struct shm *);
+/* The regions' process-local views, owned by the struct shm. */
+struct ratelimit *shm_ratelimit(struct shm *);
+struct cache	*shm_cache(struct shm *);
+enum shm_region { SHM_REGION_RATELIMIT, SHM_REGION_CACHE };
+/* Base address of a region in this process and its size (benchmarks, tools). */
+void	*shm_region(struct shm *, enum shm_region, size_t *size);
+/* The cache generation: all cached entries are stale once it moves. */
+uint64_t shm_generation(struct shm *);
+/* Bump the generation (fastauthctl cache flush); returns the new value. */
+uint64_t shm_generation_bump(struct shm *);
+/* Occupancy and counters; scans the tables, so for fastauthctl, not per request. */
+void	shm_stats(struct shm *, uint64_t now, struct shm_stats *);
+/* CLOCK_MONOTONIC in microseconds: per boot, the same in every process of the host. */
+uint64_t shm_now(void);
+
+/* --- shared with ratelimit.c and cache.c --------------------------------- */
+
+#define SHM_HASHKEY_LEN	16
+
+/*
+ * SipHash-1-3 under key of the 8-byte domain (little-endian) followed by n
+ * bytes. The key is random per segment, so no client can choose colliding keys.
+ */
+uint64_t shm_hash(const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain,
+	    const void *, size_t n);
+
+/*
+ * Owner words mark who holds a claim, and are what lets another process take
+ * a claim over when its holder is dead: 2-bit tag | 22-bit pid | 40-bit
+ * CLOCK_BOOTTIME milliseconds at the claim. 0 is "nobody". All processes of an
+ * instance must share a pid namespace (they do under one web server).
+ */
+#define SHM_OWNER_TAG(w)	((unsigned)((w) >> 62))
+uint64_t shm_owner_make(unsigned tag);
+/* Milliseconds since the claim was made (0 if it is in the future). */
+uint64_t shm_owner_age_ms(uint64_t);
+/*
+ * 1 if the claim's holder is certainly gone: no such pid, a zombie, or a pid
+ * reused by a process started after the claim; 0 if it may be alive. Reads
+ * /proc: for recovery paths only.
+ */
+int	shm_owner_dead(uint64_t);
+
+/*
+ * Counters are striped so that threads of different processes increment
+ * different cache lines: a stripe per thread, picked once from its tid.
+ */
+#define SHM_STRIPES	16
+extern __thread unsigned shm_stripe_cached;	/* stripe + 1; 0 = not yet picked */
+unsigned shm_stripe_pick(void);
+static inline unsigned
+shm_stripe(void)
+{
+	unsigned	s = shm_stripe_cached;
+
+	return s != 0 ? s - 1 : shm_stripe_pick();
+}
+
+/* Spin-wait hint for the bounded retry loops. */
+static inline void
+shm_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/*
+ * Test hooks, NULL in production: called at points where a test wants a
+ * process to die or stop (raise(SIGKILL), raise(SIGSTOP)).
+ */
+enum shm_test_point {
+	SHM_TEST_INIT,		/* half-way through initialising a segment */
+	SHM_TEST_DOOM,		/* segment marked replaced, name not yet unlinked */
+	SHM_TEST_RATELIMIT_INSERT, /* limiter chose a slot for a new key, before CAS */
+	SHM_TEST_CACHE_CLAIMED,	/* cache writer holds a claim, nothing written yet */
+	SHM_TEST_CACHE_WRITE	/* cache writer holds a claim, entry half-written */
+};
+extern void	(*shm_test_hook)(enum shm_test_point);
+/* Non-zero: the layout version to write and expect instead of SHM_VERSION. */
+extern uint32_t	shm_test_version;
+
+#endif

@@ -8,7 +8,8 @@
  * address, so nothing in it is a pointer):
  *
  *	0	header (4 KiB): state word, magic, version, sizes, region
- *		offsets, random hash key, cache generation
+ *		offsets, random hash key, cache generation, Argon2 admission
+ *		slots (admission.c)
  *	4 KiB	rate limiter region (ratelimit.c)
  *	...	cache region (cache.c), page aligned
  *
@@ -48,6 +49,7 @@
 #include "core/fastauth.h"
 #include "core/xmalloc.h"
 #include "crypto/crypto.h"
+#include "shm/admission.h"
 #include "shm/shm.h"
 
 #define SHM_MAGIC		0x314d485348545541ULL	/* "AUTHSHM1" little-endian */
@@ -89,6 +91,8 @@ struct shm_header {
 	uint8_t		 hashkey[SHM_HASHKEY_LEN];	/* random, never leaves the host */
 	/* Read by every cache lookup, written by a flush: its own line. */
 	_Atomic uint64_t generation __attribute__((aligned(64)));
+	/* Layout version 2: host-wide Argon2 admission (admission.c). */
+	struct admission_region admission __attribute__((aligned(64)));
 };
 _Static_assert(sizeof(struct shm_header) <= SHM_HDR_SIZE, "header too big");
 
@@ -476,6 +480,7 @@ shm_initialise(uint8_t *base, const struct shm_params *p,
 	cache_region_init(base + l->cache_off, p->cache_entries,
 	    p->cache_value_max);
 	atomic_store_explicit(&h->generation, 1, memory_order_relaxed);
+	admission_region_init(&h->admission);
 	if (!atomic_compare_exchange_strong_explicit(&h->state, &expect,
 	    shm_owner_make(SHM_PHASE_READY), memory_order_release,
 	    memory_order_relaxed))
@@ -832,6 +837,12 @@ shm_region(struct shm *seg, enum shm_region which, size_t *size)
 	}
 	*size = 0;
 	return NULL;
+}
+
+struct admission_region *
+shm_admission(struct shm *seg)
+{
+	return &seg->hdr->admission;
 }
 
 uint64_t

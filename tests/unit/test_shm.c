@@ -28,6 +28,7 @@
 #include <check.h>
 
 #include "core/fastauth.h"
+#include "shm/admission.h"
 #include "shm/shm.h"
 #include "shm/ratelimit.h"
 #include "shm/cache.h"
@@ -333,8 +334,8 @@ START_TEST(test_mismatch_version)
 	ck_assert(seg_id(a) != seg_id(b));
 	ck_assert_int_eq(shm_is_current(a), 0);
 	shm_close(a);
-	/* And back: this version's segment refused by "version 2". */
-	shm_test_version = 2;
+	/* And back: this version's segment refused by the next version. */
+	shm_test_version = SHM_VERSION + 1;
 	a = seg_open(inst, &p);
 	ck_assert(seg_id(a) != seg_id(b));
 	ck_assert_int_eq(shm_is_current(b), 0);
@@ -1603,6 +1604,100 @@ START_TEST(test_cache_concurrent_processes)
 }
 END_TEST
 
+
+/* --- Argon2 admission ----------------------------------------------------- */
+
+/* Slots are host-wide: a second view (another process) sees the same ones. */
+START_TEST(test_admission_limit)
+{
+	struct shm_params	 p;
+	struct shm		*seg, *seg2;
+	struct admission	*a, *b;
+	struct admission_stats	 st;
+	pid_t			 pid;
+	int			 status, sa, sb;
+
+	params_small(&p, 64, 64, 64);
+	seg = seg_open(inst_new(), &p);
+	seg2 = seg_open(inst, &p);
+	a = admission_new(shm_admission(seg), 2);
+	b = admission_new(shm_admission(seg2), 2);
+	ck_assert_int_eq(admission_acquire(a, 0, &sa), FA_OK);
+	/* A child process takes the second slot. */
+	pid = fork();
+	if (pid == 0) {
+		int rc = admission_acquire(b, 0, &sb);
+
+		_exit(rc == FA_OK ? 0 : 1);	/* exits holding it: a "crash" */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	admission_stats(a, &st);
+	ck_assert_int_eq(st.in_flight, 2);
+	/* Full: a non-reclaiming first pass fails, then the dead child's slot is taken back. */
+	ck_assert_int_eq(admission_acquire(b, 100, &sb), FA_OK);
+	ck_assert_int_ne(sa, sb);
+	admission_stats(a, &st);
+	ck_assert_uint_ge(st.reclaimed, 1);
+	ck_assert_int_eq(st.in_flight, 2);
+	admission_release(b, sb);
+	admission_stats(a, &st);
+	ck_assert_int_eq(st.in_flight, 1);
+	admission_release(a, sa);
+	admission_stats(a, &st);
+	ck_assert_int_eq(st.in_flight, 0);
+	ck_assert_int_eq(st.waiting, 0);
+	admission_free(a);
+	admission_free(b);
+	shm_close(seg2);
+	shm_close(seg);
+}
+END_TEST
+
+/* When every slot is held by a live process, a waiter gives up after its wait. */
+START_TEST(test_admission_timeout)
+{
+	struct shm_params	 p;
+	struct shm		*seg;
+	struct admission	*a;
+	struct admission_stats	 st;
+	int			 fds[2], status, slot;
+	pid_t			 pid;
+	char			 c;
+
+	params_small(&p, 64, 64, 64);
+	seg = seg_open(inst_new(), &p);
+	a = admission_new(shm_admission(seg), 1);
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	if (pid == 0) {
+		if (admission_acquire(a, 0, &slot) != FA_OK)
+			_exit(1);
+		if (write(fds[1], "x", 1) != 1)
+			_exit(1);
+		pause();	/* alive, holding the slot */
+		_exit(0);
+	}
+	ck_assert_int_eq(read(fds[0], &c, 1), 1);
+	ck_assert_int_eq(admission_acquire(a, 30, &slot), FA_LIMIT);
+	ck_assert_int_eq(slot, -1);
+	admission_stats(a, &st);
+	ck_assert_uint_eq(st.rejected, 1);
+	ck_assert_int_eq(st.in_flight, 1);
+	/* Killed holding it: the slot comes back. */
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(admission_acquire(a, 200, &slot), FA_OK);
+	admission_release(a, slot);
+	ck_assert_int_eq(admission_acquire(NULL, 0, &slot), FA_OK);	/* no segment: admit */
+	ck_assert_int_eq(slot, -1);
+	admission_free(a);
+	shm_close(seg);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
 static Suite *
 shm_suite(void)
 {
@@ -1657,6 +1752,12 @@ shm_suite(void)
 	tcase_add_test(tc, test_cache_clock_eviction);
 	tcase_add_test(tc, test_cache_counters);
 	tcase_add_test(tc, test_cache_concurrent_processes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("admission");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_admission_limit);
+	tcase_add_test(tc, test_admission_timeout);
 	suite_add_tcase(s, tc);
 	return s;
 }

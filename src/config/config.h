@@ -58,6 +58,10 @@ struct config {
 	long	 login_delay_max_ms;
 	int	 login_max_failures_per_address; /* per client address, same window */
 	char	*audit_log;		/* "syslog" (authpriv) or a file path */
+	/* shared memory (one segment per instance and host) */
+	long	 shm_ratelimit_entries;	/* limiter slots */
+	long	 shm_cache_entries;	/* L1 cache slots */
+	long	 shm_cache_value_max;	/* bytes of one cached value */
 };
 
 /* A configuration holding the defaults. Free with config_free. */

@@ -135,7 +135,7 @@ audit_utf8_cut(const char *s, size_t n)
 		}
 		cut--;
 	}
-	return n;	/* not UTF-8 here: json_string replaces it anyway */
+	return n;	/* not UTF-8 here: json_quote replaces it anyway */
 }
 
 /* Set frag to ,"key":"value" with the first n bytes of value. */
@@ -144,9 +144,9 @@ audit_frag(struct buf *frag, const char *key, const char *value, size_t n)
 {
 	buf_reset(frag);
 	buf_putc(frag, ',');
-	json_string(frag, key, strlen(key));
+	json_quote(frag, key, strlen(key));
 	buf_putc(frag, ':');
-	json_string(frag, value, n);
+	json_quote(frag, value, n);
 }
 
 /*

@@ -48,7 +48,7 @@ json_utf8_len(const unsigned char *s, size_t n)
 }
 
 void
-json_string(struct buf *b, const char *s, size_t n)
+json_quote(struct buf *b, const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i, len;
@@ -88,7 +88,7 @@ json_key(struct buf *b, int *first, const char *key)
 	if (!*first)
 		buf_putc(b, ',');
 	*first = 0;
-	json_string(b, key, strlen(key));
+	json_quote(b, key, strlen(key));
 	buf_putc(b, ':');
 }
 
@@ -96,7 +96,7 @@ void
 json_kv_str(struct buf *b, int *first, const char *key, const char *value)
 {
 	json_key(b, first, key);
-	json_string(b, value, strlen(value));
+	json_quote(b, value, strlen(value));
 }
 
 void

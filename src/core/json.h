@@ -10,7 +10,7 @@
 struct buf;
 
 /* Append s (n bytes, any content) as a quoted, escaped JSON string. */
-void	json_string(struct buf *, const char *s, size_t n);
+void	json_quote(struct buf *, const char *s, size_t n);
 /* Append "key":"value" (value escaped), with a leading comma unless first. */
 void	json_kv_str(struct buf *, int *first, const char *key, const char *value);
 void	json_kv_int(struct buf *, int *first, const char *key, long long value);

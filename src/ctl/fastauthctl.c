@@ -12,10 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "core/fastauth.h"
+#include "core/buf.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "crypto/crypto.h"
@@ -23,7 +27,11 @@
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "store/redis_pool.h"
+#include "store/refresh.h"
 #include "store/store.h"
+#include "store/users.h"
+#include "crypto/password.h"
+#include "core/audit.h"
 
 #define CTL_DEFAULT_CONF SYSCONFDIR "/fastauth/fastauth.conf"
 
@@ -34,6 +42,7 @@ struct ctl {
 	struct keyring		*keyring;
 	struct crypto_ctx	*crypto;
 	uint8_t			 pepper[CRYPTO_HASHLEN];
+	uint8_t			 user_key[CRYPTO_KEYLEN];
 };
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -59,6 +68,10 @@ ctl_usage(FILE *f)
 	    "  key list                      list the sealing keys\n"
 	    "  client add --id ID [--scope \"a b\"] [--grant G]... [--introspect] [--name TEXT]\n"
 	    "  client list | show ID | remove ID | rotate-secret ID\n"
+	    "  user add NAME | passwd NAME     (password read from standard input)\n"
+	    "  user list | show NAME | lock NAME | unlock NAME | remove NAME\n"
+	    "  user set-claims NAME KEY=VALUE... | set-claims NAME --json OBJECT\n"
+	    "  user revoke-tokens NAME\n"
 	    "See fastauthctl(8).\n");
 }
 
@@ -97,7 +110,8 @@ ctl_open(struct ctl *c)
 	kp.refresh_s = c->cfg->key_refresh_interval;
 	c->keyring = keyring_new(kek, &kp);
 	c->crypto = crypto_ctx_new();
-	service_pepper(c->crypto, kek, c->pepper);
+	service_derive(c->crypto, kek, SERVICE_LABEL_PEPPER, c->pepper);
+	service_derive(c->crypto, kek, SERVICE_LABEL_USER_KEY, c->user_key);
 	crypto_wipe(kek, sizeof kek);
 }
 
@@ -315,6 +329,235 @@ usage:
 	return 1;
 }
 
+/*
+ * Read a password from standard input, never from argv (it would show in ps
+ * and shell history). On a terminal: prompt twice without echo. Otherwise
+ * the first line, without its newline. Caller wipes and frees.
+ */
+static char *
+ctl_read_password(void)
+{
+	char *a = NULL, *b = NULL;
+	size_t cap = 0, cap2 = 0;
+	ssize_t n;
+	struct termios old, noecho;
+	int tty = isatty(STDIN_FILENO);
+
+	if (tty) {
+		tcgetattr(STDIN_FILENO, &old);
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
+		fputs("Password: ", stderr);
+	}
+	n = getline(&a, &cap, stdin);
+	if (tty) {
+		fputs("\nAgain: ", stderr);
+		if (n >= 0 && getline(&b, &cap2, stdin) < 0) {
+			free(b);
+			b = NULL;
+		}
+		fputc('\n', stderr);
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	}
+	if (n < 0) {
+		free(a);
+		ctl_fatal("no password on standard input");
+	}
+	a[strcspn(a, "\r\n")] = '\0';
+	if (b != NULL) {
+		b[strcspn(b, "\r\n")] = '\0';
+		if (strcmp(a, b) != 0) {
+			crypto_wipe(a, cap);
+			crypto_wipe(b, cap2);
+			free(a);
+			free(b);
+			ctl_fatal("the passwords differ");
+		}
+		crypto_wipe(b, cap2);
+		free(b);
+	} else if (tty)
+		ctl_fatal("password not confirmed");
+	if (*a == '\0')
+		ctl_fatal("empty password");
+	return a;
+}
+
+/* Hash a password read from stdin with the configured Argon2id parameters. */
+static void
+ctl_hash_password(struct ctl *c, char *phc, size_t phccap)
+{
+	struct password_params pp;
+	char *pw = ctl_read_password();
+	size_t len = strlen(pw);
+	int rc;
+
+	memset(&pp, 0, sizeof pp);
+	pp.m_kib = (uint32_t)c->cfg->argon2_memory_kib;
+	pp.t = (uint32_t)c->cfg->argon2_iterations;
+	pp.p = (uint32_t)c->cfg->argon2_parallelism;
+	pp.max_len = c->cfg->password_max_length;
+	rc = password_hash(&pp, pw, len, phc, phccap);
+	crypto_wipe(pw, len);
+	free(pw);
+	if (rc == FA_LIMIT)
+		ctl_fatal("password longer than password_max_length (%zu bytes)",
+		    c->cfg->password_max_length);
+	if (rc != FA_OK)
+		ctl_fatal("could not hash the password");
+}
+
+static const char *
+ctl_user_error(int rc)
+{
+	switch (rc) {
+	case FA_NOTFOUND: return "no such user";
+	case FA_DENIED:	  return "the user already exists";
+	case FA_UNAVAIL:  return "Redis unreachable or erroring";
+	default:	  return "bad or corrupt record";
+	}
+}
+
+/* Build a claims object from KEY=VALUE arguments: email_verified and true/false become booleans. */
+static char *
+ctl_claims_from_args(int argc, char **argv)
+{
+	struct buf b = BUF_INIT;
+	int i, first = 1;
+
+	buf_putc(&b, '{');
+	for (i = 0; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+		char key[USERS_CLAIM_KEY_MAX + 1];
+
+		if (eq == NULL || eq == argv[i] || (size_t)(eq - argv[i]) > USERS_CLAIM_KEY_MAX)
+			ctl_fatal("user set-claims: expected KEY=VALUE, got '%s'", argv[i]);
+		memcpy(key, argv[i], (size_t)(eq - argv[i]));
+		key[eq - argv[i]] = '\0';
+		if (strcmp(eq + 1, "true") == 0 || strcmp(eq + 1, "false") == 0)
+			json_kv_raw(&b, &first, key, eq + 1);
+		else
+			json_kv_str(&b, &first, key, eq + 1);
+	}
+	buf_putc(&b, '}');
+	return b.data;
+}
+
+static int
+ctl_user(struct ctl *c, int argc, char **argv)
+{
+	struct users_ctx uc;
+	struct users_user u;
+	char phc[USERS_PW_MAX + 1], id[USERS_ID_LEN + 1], *cause = NULL, *claims;
+	int rc;
+
+	if (argc < 1)
+		goto usage;
+	memset(&u, 0, sizeof u);
+	if (strcmp(argv[0], "list") == 0) {
+		char **names = NULL;
+		int n = 0, i;
+
+		if (argc != 1)
+			goto usage;
+		ctl_open(c);
+		uc = (struct users_ctx){ c->conn, c->crypto, c->user_key };
+		if ((rc = users_list(&uc, &names, &n)) != FA_OK)
+			ctl_fatal("user list: %s", ctl_user_error(rc));
+		for (i = 0; i < n; i++)
+			printf("%s\n", names[i]);
+		store_ids_free(names, n);
+		return 0;
+	}
+	if (argc < 2 || (argc > 2 && strcmp(argv[0], "set-claims") != 0))
+		goto usage;
+	if (!users_name_valid(argv[1]))
+		ctl_fatal("'%s' is not a valid username: 1 to %d characters of "
+		    "A-Z a-z 0-9 . _ @ + -", argv[1], USERS_NAME_MAX);
+	ctl_open(c);
+	uc = (struct users_ctx){ c->conn, c->crypto, c->user_key };
+	if (strcmp(argv[0], "add") == 0) {
+		ctl_hash_password(c, phc, sizeof phc);
+		rc = users_create(&uc, argv[1], phc, id);
+		crypto_wipe(phc, sizeof phc);
+		if (rc != FA_OK)
+			ctl_fatal("user add %s: %s", argv[1], ctl_user_error(rc));
+		printf("%s\n", id);
+		fprintf(stderr, "created user '%s' (subject %s)\n", argv[1], id);
+	} else if (strcmp(argv[0], "passwd") == 0) {
+		if ((rc = users_get(&uc, argv[1], &u)) != FA_OK)
+			ctl_fatal("user passwd %s: %s", argv[1], ctl_user_error(rc));
+		ctl_hash_password(c, phc, sizeof phc);
+		rc = users_set_password(&uc, argv[1], phc);
+		crypto_wipe(phc, sizeof phc);
+		if (rc != FA_OK)
+			ctl_fatal("user passwd %s: %s", argv[1], ctl_user_error(rc));
+		/* A new password ends every session of the old one. */
+		if (users_set_not_before(c->conn, u.id, time(NULL) + 1) != FA_OK ||
+		    refresh_revoke_subject(c->conn, u.id) != FA_OK)
+			ctl_fatal("user passwd %s: password changed, but revoking the "
+			    "old tokens failed: run user revoke-tokens", argv[1]);
+		audit_event(AUDIT_PASSWORD_CHANGED, AUDIT_INFO, NULL, NULL, argv[1],
+		    AUDIT_FIELDS({ "actor", "fastauthctl" }));
+		fprintf(stderr, "password of '%s' changed; its tokens are revoked\n", argv[1]);
+	} else if (strcmp(argv[0], "show") == 0) {
+		char when[32], upd[32];
+		struct tm tm;
+
+		if ((rc = users_get(&uc, argv[1], &u)) != FA_OK)
+			ctl_fatal("user show %s: %s", argv[1], ctl_user_error(rc));
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&u.created, &tm));
+		strftime(upd, sizeof upd, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&u.updated, &tm));
+		printf("username: %s\nsubject:  %s\nlocked:   %s\ncreated:  %s\n"
+		    "updated:  %s\nclaims:   %s\n", u.username, u.id,
+		    u.locked ? "yes" : "no", when, upd, u.claims_json ? u.claims_json : "{}");
+	} else if (strcmp(argv[0], "lock") == 0 || strcmp(argv[0], "unlock") == 0) {
+		int lock = argv[0][0] == 'l';
+
+		if ((rc = users_set_locked(&uc, argv[1], lock)) != FA_OK)
+			ctl_fatal("user %s %s: %s", argv[0], argv[1], ctl_user_error(rc));
+		if (!lock && users_unlock(c->conn, argv[1]) != FA_OK)
+			ctl_fatal("user unlock %s: clearing the failure counters failed", argv[1]);
+		audit_event(lock ? AUDIT_ACCOUNT_LOCKED : AUDIT_ACCOUNT_UNLOCKED, AUDIT_INFO,
+		    NULL, NULL, argv[1], AUDIT_FIELDS({ "actor", "fastauthctl" }));
+		fprintf(stderr, "user '%s' %sed\n", argv[1], argv[0]);
+	} else if (strcmp(argv[0], "remove") == 0) {
+		if ((rc = users_get(&uc, argv[1], &u)) != FA_OK ||
+		    (rc = users_remove(&uc, argv[1])) != FA_OK)
+			ctl_fatal("user remove %s: %s", argv[1], ctl_user_error(rc));
+		if (refresh_revoke_subject(c->conn, u.id) != FA_OK)
+			ctl_fatal("user remove %s: removed, but revoking its refresh "
+			    "tokens failed", argv[1]);
+		fprintf(stderr, "removed user '%s'; its tokens are revoked\n", argv[1]);
+	} else if (strcmp(argv[0], "revoke-tokens") == 0) {
+		if ((rc = users_get(&uc, argv[1], &u)) != FA_OK)
+			ctl_fatal("user revoke-tokens %s: %s", argv[1], ctl_user_error(rc));
+		/* +1: a token issued in this very second is revoked too. */
+		if (users_set_not_before(c->conn, u.id, time(NULL) + 1) != FA_OK ||
+		    refresh_revoke_subject(c->conn, u.id) != FA_OK)
+			ctl_fatal("user revoke-tokens %s: Redis unreachable or erroring", argv[1]);
+		audit_event(AUDIT_USER_TOKENS_REVOKED, AUDIT_WARNING, NULL, NULL, argv[1],
+		    AUDIT_FIELDS({ "actor", "fastauthctl" }));
+		fprintf(stderr, "every token of '%s' is now inactive\n", argv[1]);
+	} else if (strcmp(argv[0], "set-claims") == 0) {
+		if (argc == 4 && strcmp(argv[2], "--json") == 0)
+			claims = xstrdup(argv[3]);
+		else
+			claims = ctl_claims_from_args(argc - 2, argv + 2);
+		rc = users_set_claims(&uc, argv[1], claims, &cause);
+		free(claims);
+		if (rc != FA_OK)
+			ctl_fatal("user set-claims %s: %s", argv[1],
+			    cause != NULL ? cause : ctl_user_error(rc));
+	} else
+		goto usage;
+	users_user_clear(&u);
+	return 0;
+usage:
+	ctl_usage(stderr);
+	return 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -355,6 +598,16 @@ main(int argc, char **argv)
 		rc = ctl_key(&c, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "client") == 0)
 		rc = ctl_client(&c, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "user") == 0) {
+		char *acause = NULL;
+
+		if (audit_open(c.cfg->audit_log, &acause) != FA_OK) {
+			fprintf(stderr, "fastauthctl: audit log: %s\n", acause);
+			free(acause);
+		}
+		rc = ctl_user(&c, argc - i - 1, argv + i + 1);
+		audit_close();
+	}
 	else {
 		ctl_usage(stderr);
 		rc = 1;

@@ -1,5 +1,6 @@
 /*
- * ep_discovery.c -- authorization server metadata (RFC 8414).
+ * ep_discovery.c -- authorization server metadata (RFC 8414), served also as
+ * /.well-known/openid-configuration (OpenID Connect Discovery).
  *
  * The document depends only on the issuer, so it is built once per process
  * and served with a strong ETag and Cache-Control: public, letting the web
@@ -37,9 +38,16 @@ ep_discovery_build(const char *issuer, char etag[24])
 	EP_URL("token_endpoint", "/oauth2/token");
 	EP_URL("introspection_endpoint", "/oauth2/introspect");
 	EP_URL("revocation_endpoint", "/oauth2/revoke");
+	EP_URL("userinfo_endpoint", "/oauth2/userinfo");
 #undef EP_URL
-	json_kv_raw(&b, &first, "grant_types_supported", "[\"client_credentials\"]");
+	json_kv_raw(&b, &first, "grant_types_supported",
+	    "[\"client_credentials\",\"password\",\"refresh_token\"]");
 	json_kv_raw(&b, &first, "response_types_supported", "[]");
+	json_kv_raw(&b, &first, "scopes_supported", "[\"openid\",\"profile\",\"email\"]");
+	json_kv_raw(&b, &first, "subject_types_supported", "[\"public\"]");
+	json_kv_raw(&b, &first, "claims_supported",
+	    "[\"sub\",\"name\",\"given_name\",\"family_name\",\"email\","
+	    "\"email_verified\"]");
 	json_kv_raw(&b, &first, "token_endpoint_auth_methods_supported",
 	    "[\"client_secret_basic\",\"client_secret_post\"]");
 	json_kv_raw(&b, &first, "introspection_endpoint_auth_methods_supported",

@@ -3,8 +3,10 @@
  *
  * The token is opened first, locally: a forged, expired or garbage token never
  * costs a revocation lookup. Then the caller's client record and the token's
- * revocation state come back in one pipelined Redis round trip. If Redis
- * cannot say whether the token is revoked, the answer is 503, never a guess.
+ * revocation state (its jti, and for a user's token the subject's
+ * not-before) come back in one pipelined Redis round trip. If Redis cannot
+ * say whether the token is revoked, the answer is 503, never a guess.
+ * Refresh tokens ("far1.") are looked up in Redis.
  */
 #include <string.h>
 #include <time.h>
@@ -17,6 +19,7 @@
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
+#include "store/refresh.h"
 #include "store/store.h"
 
 static const char ep_introspect_inactive[] = "{\"active\":false}";
@@ -48,6 +51,40 @@ ep_introspect_active(struct service_thread *t, const struct token_claims *c,
 	response_json(resp, 200, b->data, b->len);
 }
 
+/* A refresh token: active with its grant, or inactive. FA_OK or FA_UNAVAIL. */
+static int
+ep_introspect_refresh(struct service_thread *t, const char *tok, struct response *resp)
+{
+	struct refresh_grant g;
+	struct buf *b = &t->scratch;
+	int active = 0, rc, first = 1;
+
+	rc = refresh_lookup(t->redis, tok, &g, &active);
+	if (rc == FA_UNAVAIL)
+		return FA_UNAVAIL;
+	if (rc != FA_OK || !active) {
+		oauth_nostore(resp);
+		response_json(resp, 200, ep_introspect_inactive,
+		    sizeof ep_introspect_inactive - 1);
+		return FA_OK;
+	}
+	buf_reset(b);
+	buf_putc(b, '{');
+	json_kv_bool(b, &first, "active", 1);
+	if (g.scope[0] != '\0')
+		json_kv_str(b, &first, "scope", g.scope);
+	json_kv_str(b, &first, "client_id", g.client);
+	json_kv_str(b, &first, "token_type", "refresh_token");
+	json_kv_int(b, &first, "exp", (long long)g.exp);
+	json_kv_int(b, &first, "iat", (long long)g.iat);
+	json_kv_str(b, &first, "sub", g.sub);
+	json_kv_str(b, &first, "iss", t->svc->cfg->issuer);
+	buf_putc(b, '}');
+	oauth_nostore(resp);
+	response_json(resp, 200, b->data, b->len);
+	return FA_OK;
+}
+
 void
 ep_introspect_handle(struct service_thread *t, struct request *r, struct response *resp)
 {
@@ -56,7 +93,8 @@ ep_introspect_handle(struct service_thread *t, struct request *r, struct respons
 	struct token_claims claims;
 	const char *tok;
 	struct form *f;
-	int valid, rc, client_rc = FA_NOTFOUND, revoked = 0;
+	int valid, rc, client_rc = FA_NOTFOUND, revoked = 0, is_refresh;
+	long long nbf = 0;
 
 	memset(&cred, 0, sizeof cred);
 	if ((f = oauth_form(t, r, resp)) == NULL)
@@ -67,14 +105,16 @@ ep_introspect_handle(struct service_thread *t, struct request *r, struct respons
 		oauth_error(resp, 400, "invalid_request", "token is required");
 		goto out;
 	}
-	valid = oauth_token_open(t, tok, strlen(tok), (long long)time(NULL), &claims);
+	is_refresh = strncmp(tok, REFRESH_TOKEN_PREFIX, sizeof REFRESH_TOKEN_PREFIX - 1) == 0;
+	valid = is_refresh ? FA_DENIED :
+	    oauth_token_open(t, tok, strlen(tok), (long long)time(NULL), &claims);
 	if (valid == FA_UNAVAIL) {
 		oauth_unavailable(resp);
 		goto out;
 	}
 	if (valid == FA_OK)
 		rc = store_client_and_revoked(t->redis, cred.id, &client, &client_rc,
-		    claims.jti, &revoked);
+		    claims.jti, &revoked, claims.subject, &nbf);
 	else
 		rc = client_rc = store_client_get(t->redis, cred.id, &client);
 	if (rc == FA_UNAVAIL) {
@@ -90,7 +130,10 @@ ep_introspect_handle(struct service_thread *t, struct request *r, struct respons
 		    "the client may not introspect tokens");
 		goto out;
 	}
-	if (valid == FA_OK && !revoked)
+	if (is_refresh) {
+		if (ep_introspect_refresh(t, tok, resp) != FA_OK)
+			oauth_unavailable(resp);
+	} else if (valid == FA_OK && !revoked && (long long)claims.iat >= nbf)
 		ep_introspect_active(t, &claims, resp);
 	else {
 		oauth_nostore(resp);

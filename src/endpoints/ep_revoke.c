@@ -4,7 +4,8 @@
  * An access token is revoked by putting its jti in the deny-set until it would
  * have expired anyway. Only the client the token was issued to may revoke it;
  * for any other token (unknown, expired, another client's) the answer is the
- * same 200, as §2.2 asks, and nothing changes.
+ * same 200, as §2.2 asks, and nothing changes. A refresh token ("far1.")
+ * revokes its whole family (§2.1: and may revoke the grant's other tokens).
  */
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
+#include "store/refresh.h"
 #include "store/store.h"
 
 void
@@ -38,6 +40,15 @@ ep_revoke_handle(struct service_thread *t, struct request *r, struct response *r
 		goto out;
 	if ((tok = form_get(f, "token")) == NULL) {
 		oauth_error(resp, 400, "invalid_request", "token is required");
+		goto out;
+	}
+	if (strncmp(tok, REFRESH_TOKEN_PREFIX, sizeof REFRESH_TOKEN_PREFIX - 1) == 0) {
+		if (refresh_revoke(t->redis, tok, client.id) == FA_UNAVAIL) {
+			oauth_unavailable(resp);
+			goto out;
+		}
+		oauth_nostore(resp);
+		resp->status = 200;
 		goto out;
 	}
 	rc = oauth_token_open(t, tok, strlen(tok), now, &claims);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "core/fastauth.h"
@@ -21,6 +22,8 @@
 #include "crypto/keyring.h"
 #include "endpoints/ep_discovery.h"
 #include "endpoints/service.h"
+#include "shm/admission.h"
+#include "shm/shm.h"
 #include "store/redis_pool.h"
 
 struct service_housekeeper {
@@ -31,14 +34,34 @@ struct service_housekeeper {
 	int		 running;
 };
 
-static const char service_pepper_label[] = "fastauth client-secret pepper v1";
-
 void
-service_pepper(struct crypto_ctx *cc, const uint8_t kek[CRYPTO_KEYLEN],
-    uint8_t pepper[CRYPTO_HASHLEN])
+service_derive(struct crypto_ctx *cc, const uint8_t kek[CRYPTO_KEYLEN],
+    const char *label, uint8_t out[CRYPTO_HASHLEN])
 {
-	crypto_hmac_sha256(cc, kek, CRYPTO_KEYLEN, service_pepper_label,
-	    sizeof service_pepper_label - 1, pepper);
+	crypto_hmac_sha256(cc, kek, CRYPTO_KEYLEN, label, strlen(label), out);
+}
+
+/* Attach the instance's segment and make the Argon2 admission view. */
+static int
+service_attach_shm(struct service *svc, char **cause)
+{
+	const struct config *cfg = svc->cfg;
+	struct shm_params sp;
+	long limit = cfg->argon2_max_concurrent;
+
+	sp.ratelimit_entries = (uint32_t)cfg->shm_ratelimit_entries;
+	sp.cache_entries = (uint32_t)cfg->shm_cache_entries;
+	sp.cache_value_max = (uint32_t)cfg->shm_cache_value_max;
+	if (shm_open_segment(cfg->instance, &sp, &svc->shm, cause) != FA_OK)
+		return FA_ERR;
+	if (limit == 0) {
+		/* One hash per core: each runs argon2_parallelism lanes. */
+		limit = sysconf(_SC_NPROCESSORS_ONLN) / cfg->argon2_parallelism;
+		if (limit < 1)
+			limit = 1;
+	}
+	svc->admission = admission_new(shm_admission(svc->shm), (int)limit);
+	return FA_OK;
 }
 
 struct service *
@@ -78,11 +101,14 @@ service_new(const struct config *cfg, int nthreads, char **cause)
 	svc->keyring = keyring_new(kek, &kp);
 
 	cc = crypto_ctx_new();
-	service_pepper(cc, kek, svc->pepper);
+	service_derive(cc, kek, SERVICE_LABEL_PEPPER, svc->pepper);
+	service_derive(cc, kek, SERVICE_LABEL_USER_KEY, svc->user_key);
 	crypto_ctx_free(cc);
 	crypto_wipe(kek, sizeof kek);
 
 	svc->discovery = ep_discovery_build(cfg->issuer, svc->discovery_etag);
+	if (service_attach_shm(svc, cause) != FA_OK)
+		goto fail;
 	return svc;
 fail:
 	if (have_kek)
@@ -100,7 +126,10 @@ service_free(struct service *svc)
 	keyring_free(svc->keyring);
 	redis_pool_free(svc->pool);
 	free(svc->discovery);
+	admission_free(svc->admission);
+	shm_close(svc->shm);
 	crypto_wipe(svc->pepper, sizeof svc->pepper);
+	crypto_wipe(svc->user_key, sizeof svc->user_key);
 	free(svc);
 }
 

@@ -17,15 +17,20 @@ struct config;
 struct keyring;
 struct redis_pool;
 struct redis_conn;
+struct shm;
+struct admission;
 
 struct service {
 	const struct config	*cfg;		/* not owned */
 	struct redis_pool	*pool;		/* slots 0..threads-1 for requests, last for housekeeping */
 	struct keyring		*keyring;
 	uint8_t			 pepper[CRYPTO_HASHLEN];	/* HMAC key for client secrets */
+	uint8_t			 user_key[CRYPTO_KEYLEN];	/* seals user claims at rest */
 	char			*discovery;	/* metadata JSON (RFC 8414) */
 	char			 discovery_etag[24];	/* quoted strong ETag */
 	int			 threads;	/* request threads */
+	struct shm		*shm;		/* this instance's segment on this host */
+	struct admission	*admission;	/* host-wide Argon2 slots, in shm */
 	struct service_housekeeper *hk;		/* background maintenance */
 };
 
@@ -53,8 +58,14 @@ void	service_stop(struct service *);
 /* Context for request thread i; free with service_thread_free. */
 struct service_thread *service_thread_new(struct service *, int i);
 void	service_thread_free(struct service_thread *);
-/* Derive the client-secret pepper from the KEK (same on every host). */
-void	service_pepper(struct crypto_ctx *, const uint8_t kek[CRYPTO_KEYLEN],
-	    uint8_t pepper[CRYPTO_HASHLEN]);
+/*
+ * Keys derived from the KEK, so every host has them without storing them:
+ * HMAC-SHA256(KEK, label). The client-secret pepper and the key that seals
+ * user claims at rest.
+ */
+#define SERVICE_LABEL_PEPPER	"fastauth client-secret pepper v1"
+#define SERVICE_LABEL_USER_KEY	"fastauth user-data key v1"
+void	service_derive(struct crypto_ctx *, const uint8_t kek[CRYPTO_KEYLEN],
+	    const char *label, uint8_t out[CRYPTO_HASHLEN]);
 
 #endif

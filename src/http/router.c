@@ -17,6 +17,7 @@
 #include "endpoints/ep_introspect.h"
 #include "endpoints/ep_revoke.h"
 #include "endpoints/ep_token.h"
+#include "endpoints/ep_userinfo.h"
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
@@ -36,6 +37,8 @@ static const struct router_route {
 	{ "/oauth2/introspect",			ROUTER_POST,	ep_introspect_handle },
 	{ "/oauth2/revoke",			ROUTER_POST,	ep_revoke_handle },
 	{ "/.well-known/oauth-authorization-server", ROUTER_GET, ep_discovery_handle },
+	{ "/.well-known/openid-configuration",	ROUTER_GET,	ep_discovery_handle },
+	{ "/oauth2/userinfo",			ROUTER_GET | ROUTER_POST, ep_userinfo_handle },
 	{ "/health",				ROUTER_GET,	ep_health_live },
 	{ "/ready",				ROUTER_GET,	ep_health_ready },
 };
@@ -78,8 +81,8 @@ router_dispatch(struct service_thread *t, struct request *r, struct response *re
 	else
 		m = 0;
 	if ((rt->methods & m) == 0) {
-		response_header(resp, "Allow",
-		    rt->methods == ROUTER_POST ? "POST" : "GET, HEAD");
+		response_header(resp, "Allow", rt->methods == ROUTER_POST ? "POST" :
+		    rt->methods == ROUTER_GET ? "GET, HEAD" : "GET, HEAD, POST");
 		oauth_error(resp, 405, "invalid_request", "method not allowed");
 		return;
 	}

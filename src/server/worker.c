@@ -27,6 +27,7 @@
 #include <fcgiapp.h>
 
 #include "config/config.h"
+#include "core/audit.h"
 #include "core/fastauth.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -226,6 +227,10 @@ worker_run(const struct config *cfg, int listen_fd)
 		log_err("pipe: %s", strerror(errno));
 		goto out;
 	}
+	if (audit_open(cfg->audit_log, &cause) != FA_OK) {
+		log_err("audit log: %s", cause);
+		goto out;
+	}
 	if ((svc = service_new(cfg, n, &cause)) == NULL) {
 		log_err("cannot start: %s", cause);
 		goto out;
@@ -276,6 +281,7 @@ worker_run(const struct config *cfg, int listen_fd)
 out:
 	free(ws);
 	service_free(svc);
+	audit_close();
 	if (wake[0] >= 0) {
 		close(wake[0]);
 		close(wake[1]);

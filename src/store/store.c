@@ -445,26 +445,33 @@ store_is_revoked(struct redis_conn *conn, const uint8_t jti[TOKEN_JTI_LEN])
 int
 store_client_and_revoked(struct redis_conn *conn, const char *id,
     struct store_client *out, int *client_rc,
-    const uint8_t jti[TOKEN_JTI_LEN], int *revoked)
+    const uint8_t jti[TOKEN_JTI_LEN], int *revoked,
+    const char *subject, long long *nbf)
 {
 	const char *prefix = redis_conn_prefix(conn);
 	char hex[2 * TOKEN_JTI_LEN + 1];
-	redisReply *rclient = NULL, *rrevoked = NULL;
-	int valid, rc;
+	redisReply *rclient = NULL, *rrevoked = NULL, *rnbf = NULL;
+	int valid, rc, want_nbf = subject != NULL && *subject != '\0';
 
 	/* Fail closed if a caller ignores the return code. */
 	*client_rc = FA_NOTFOUND;
 	*revoked = 1;
+	if (nbf != NULL)
+		*nbf = 0;
 	valid = store_id_valid(id);
 	crypto_hex(jti, TOKEN_JTI_LEN, hex);
 	if (valid && redis_conn_append(conn, "HGETALL %sclient:%s", prefix, id) != FA_OK)
 		return FA_UNAVAIL;
 	if (redis_conn_append(conn, "EXISTS %srevoked:%s", prefix, hex) != FA_OK)
 		return FA_UNAVAIL;
+	if (want_nbf && redis_conn_append(conn, "GET %snbf:%s", prefix, subject) != FA_OK)
+		return FA_UNAVAIL;
 	/* Read every reply even if one is bad, so none is left pending. */
 	if (valid)
 		rclient = redis_conn_reply(conn);
 	rrevoked = redis_conn_reply(conn);
+	if (want_nbf)
+		rnbf = redis_conn_reply(conn);
 
 	rc = FA_UNAVAIL;
 	if (valid) {
@@ -481,9 +488,21 @@ store_client_and_revoked(struct redis_conn *conn, const char *id,
 	if ((rc = store_revoked_result(conn, rrevoked)) < 0)
 		goto out;
 	*revoked = rc;
+	if (want_nbf) {
+		/* The subject's not-before (users.h): absent = none. */
+		if (rnbf == NULL || (rnbf->type != REDIS_REPLY_NIL &&
+		    rnbf->type != REDIS_REPLY_STRING)) {
+			*revoked = 1;
+			rc = FA_UNAVAIL;
+			goto out;
+		}
+		if (rnbf->type == REDIS_REPLY_STRING && nbf != NULL)
+			*nbf = strtoll(rnbf->str, NULL, 10);
+	}
 	rc = FA_OK;
 out:
 	store_free_reply(rclient);
 	store_free_reply(rrevoked);
+	store_free_reply(rnbf);
 	return rc;
 }

@@ -56,12 +56,15 @@ int	store_revoke_jti(struct redis_conn *, const uint8_t jti[TOKEN_JTI_LEN], long
 /* 1 if revoked, 0 if not, FA_UNAVAIL. */
 int	store_is_revoked(struct redis_conn *, const uint8_t jti[TOKEN_JTI_LEN]);
 /*
- * One round trip for introspection: the calling client's record and whether
- * jti is revoked, pipelined. *client_rc gets FA_OK/FA_NOTFOUND; *revoked 0/1.
+ * One round trip for introspection: the calling client's record, whether jti
+ * is revoked and, when subject is not NULL or "", the subject's not-before
+ * (<p>nbf:<subject>, see users.h; *nbf 0 when none), pipelined.
+ * *client_rc gets FA_OK/FA_NOTFOUND; *revoked 0/1.
  * Returns FA_OK, FA_UNAVAIL, or FA_ERR for a corrupt client record.
  */
 int	store_client_and_revoked(struct redis_conn *, const char *id,
 	    struct store_client *out, int *client_rc,
-	    const uint8_t jti[TOKEN_JTI_LEN], int *revoked);
+	    const uint8_t jti[TOKEN_JTI_LEN], int *revoked,
+	    const char *subject, long long *nbf);
 
 #endif

@@ -143,6 +143,7 @@ START_TEST(key_names)
 		"login_failure_window", "login_lock_seconds",
 		"login_delay_base_ms", "login_delay_max_ms",
 		"login_max_failures_per_address", "audit_log",
+		"shm_ratelimit_entries", "shm_cache_entries", "shm_cache_value_max",
 	};
 	size_t i;
 

@@ -21,7 +21,7 @@ check_string(const char *s, size_t n, const char *want)
 {
 	struct buf b = BUF_INIT;
 
-	json_string(&b, s, n);
+	json_quote(&b, s, n);
 	ck_assert_str_eq(b.data, want);
 	ck_assert_uint_eq(b.len, strlen(want));
 	buf_free(&b);

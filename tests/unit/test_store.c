@@ -820,27 +820,27 @@ START_TEST(store_client_and_revoked_combinations)
 	jti_fill(dead, 4);
 	ck_assert_int_eq(store_revoke_jti(c, dead, 60), FA_OK);
 
-	ck_assert_int_eq(store_client_and_revoked(c, "intro", &out, &crc, live, &revoked), FA_OK);
+	ck_assert_int_eq(store_client_and_revoked(c, "intro", &out, &crc, live, &revoked, NULL, NULL), FA_OK);
 	ck_assert_int_eq(crc, FA_OK);
 	ck_assert_int_eq(revoked, 0);
 	ck_assert_str_eq(out.scope, "read write");
-	ck_assert_int_eq(store_client_and_revoked(c, "intro", &out, &crc, dead, &revoked), FA_OK);
+	ck_assert_int_eq(store_client_and_revoked(c, "intro", &out, &crc, dead, &revoked, NULL, NULL), FA_OK);
 	ck_assert_int_eq(crc, FA_OK);
 	ck_assert_int_eq(revoked, 1);
-	ck_assert_int_eq(store_client_and_revoked(c, "nobody", &out, &crc, live, &revoked), FA_OK);
+	ck_assert_int_eq(store_client_and_revoked(c, "nobody", &out, &crc, live, &revoked, NULL, NULL), FA_OK);
 	ck_assert_int_eq(crc, FA_NOTFOUND);
 	ck_assert_int_eq(revoked, 0);
-	ck_assert_int_eq(store_client_and_revoked(c, "nobody", &out, &crc, dead, &revoked), FA_OK);
+	ck_assert_int_eq(store_client_and_revoked(c, "nobody", &out, &crc, dead, &revoked, NULL, NULL), FA_OK);
 	ck_assert_int_eq(crc, FA_NOTFOUND);
 	ck_assert_int_eq(revoked, 1);
 	/* An id that cannot exist still gets the revocation answer. */
-	ck_assert_int_eq(store_client_and_revoked(c, "no such", &out, &crc, dead, &revoked), FA_OK);
+	ck_assert_int_eq(store_client_and_revoked(c, "no such", &out, &crc, dead, &revoked, NULL, NULL), FA_OK);
 	ck_assert_int_eq(crc, FA_NOTFOUND);
 	ck_assert_int_eq(revoked, 1);
 
 	/* A corrupt record fails the call, and leaves nothing pending. */
 	must(c, REDIS_REPLY_INTEGER, "HSET t:client:bad secret zz");
-	ck_assert_int_eq(store_client_and_revoked(c, "bad", &out, &crc, live, &revoked), FA_ERR);
+	ck_assert_int_eq(store_client_and_revoked(c, "bad", &out, &crc, live, &revoked, NULL, NULL), FA_ERR);
 	ck_assert_int_eq(revoked, 1);
 	ck_assert_int_eq(store_is_revoked(c, live), 0);
 
@@ -849,8 +849,28 @@ START_TEST(store_client_and_revoked_combinations)
 		long long before = must(c, REDIS_REPLY_INTEGER, "CLIENT ID");
 
 		ck_assert_int_eq(store_client_and_revoked(c, "intro", &out, &crc, dead,
-		    &revoked), FA_OK);
+		    &revoked, NULL, NULL), FA_OK);
 		ck_assert_int_eq(must(c, REDIS_REPLY_INTEGER, "CLIENT ID"), before);
+	}
+
+	/* The subject's not-before comes in the same round trip. */
+	{
+		long long nbf = -1;
+
+		ck_assert_int_eq(store_client_and_revoked(c, "intro", &out, &crc, live,
+		    &revoked, "0123456789abcdef0123456789abcdef", &nbf), FA_OK);
+		ck_assert_int_eq(nbf, 0);
+		ck_assert_int_eq(revoked, 0);
+		must(c, REDIS_REPLY_STATUS, "SET t:nbf:0123456789abcdef0123456789abcdef 1700000000");
+		ck_assert_int_eq(store_client_and_revoked(c, "intro", &out, &crc, live,
+		    &revoked, "0123456789abcdef0123456789abcdef", &nbf), FA_OK);
+		ck_assert_int_eq(nbf, 1700000000LL);
+		ck_assert_int_eq(crc, FA_OK);
+		/* A wrong type there fails closed. */
+		must(c, REDIS_REPLY_INTEGER, "HSET t:nbf:ffff x 1");
+		ck_assert_int_eq(store_client_and_revoked(c, "intro", &out, &crc, live,
+		    &revoked, "ffff", &nbf), FA_UNAVAIL);
+		ck_assert_int_eq(revoked, 1);
 	}
 }
 END_TEST
@@ -881,7 +901,7 @@ START_TEST(store_unavailable)
 	ck_assert_int_eq(store_client_list(c, &ids, &n), FA_UNAVAIL);
 	ck_assert_int_eq(store_revoke_jti(c, jti, 10), FA_UNAVAIL);
 	ck_assert_int_eq(store_is_revoked(c, jti), FA_UNAVAIL);
-	ck_assert_int_eq(store_client_and_revoked(c, "x", &out, &crc, jti, &revoked),
+	ck_assert_int_eq(store_client_and_revoked(c, "x", &out, &crc, jti, &revoked, NULL, NULL),
 	    FA_UNAVAIL);
 	ck_assert_int_eq(revoked, 1);
 	redis_pool_free(rp);

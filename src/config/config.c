@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "core/ratespec.h"
 #include "core/buf.h"
 #include "core/fastauth.h"
 #include "core/log.h"
@@ -71,6 +72,7 @@ static const char *config_check_redis_url(char *);
 static const char *config_check_prefix(char *);
 static const char *config_check_path(char *);
 static const char *config_check_audit(char *);
+static const char *config_check_ratelimit(char *);
 
 static const char *const config_log_levels[] = {
 	"err", "warn", "info", "debug", NULL	/* enum log_level order */
@@ -136,6 +138,14 @@ static const struct config_key config_keys[] = {
 	CONFIG_NUM(shm_ratelimit_entries, "65536", 8, 67108864, 0),
 	CONFIG_NUM(shm_cache_entries, "16384", 8, 16777216, 0),
 	CONFIG_NUM(shm_cache_value_max, "512", 64, 65536, 0),
+	CONFIG_NUM(cache_client_ttl, "60", 1, 86400, 0),
+	CONFIG_NUM(cache_negative_ttl, "2", 1, 3600, 0),
+	CONFIG_NUM(cache_revocation_ttl, "300", 1, 86400, 0),
+	CONFIG_STR(ratelimit_token, "100/1s burst 200 by client", config_check_ratelimit, 0),
+	CONFIG_STR(ratelimit_introspect, "2000/1s burst 4000 by client", config_check_ratelimit, 0),
+	CONFIG_STR(ratelimit_revoke, "100/1s burst 200 by client", config_check_ratelimit, 0),
+	CONFIG_STR(ratelimit_userinfo, "500/1s burst 1000 by address", config_check_ratelimit, 0),
+	CONFIG_STR(ratelimit_login, "30/60s burst 30 by address", config_check_ratelimit, 0),
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -424,6 +434,20 @@ static const char *
 config_check_path(char *s)
 {
 	return *s == '\0' ? "must not be empty" : NULL;
+}
+
+static const char *
+config_check_ratelimit(char *s)
+{
+	static char why[200];
+	struct ratespec spec;
+	char *cause = NULL;
+
+	if (ratespec_parse(s, &spec, &cause) == FA_OK)
+		return NULL;
+	snprintf(why, sizeof why, "%s", cause);
+	free(cause);
+	return why;
 }
 
 static const char *

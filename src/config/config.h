@@ -62,6 +62,16 @@ struct config {
 	long	 shm_ratelimit_entries;	/* limiter slots */
 	long	 shm_cache_entries;	/* L1 cache slots */
 	long	 shm_cache_value_max;	/* bytes of one cached value */
+	/* L1 cache lifetimes, seconds */
+	long	 cache_client_ttl;	/* a client record */
+	long	 cache_negative_ttl;	/* "no such client" */
+	long	 cache_revocation_ttl;	/* "not revoked" (while the mirror is in sync) */
+	/* rate limits: "off" or "N/PERIOD [burst B] [by client|address|username] [cluster]" */
+	char	*ratelimit_token;
+	char	*ratelimit_introspect;
+	char	*ratelimit_revoke;
+	char	*ratelimit_userinfo;
+	char	*ratelimit_login;	/* counts failed logins only */
 };
 
 /* A configuration holding the defaults. Free with config_free. */

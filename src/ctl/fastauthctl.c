@@ -27,7 +27,11 @@
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "store/redis_pool.h"
+#include "store/events.h"
 #include "store/refresh.h"
+#include "shm/admission.h"
+#include "shm/mirror.h"
+#include "shm/shm.h"
 #include "store/store.h"
 #include "store/users.h"
 #include "crypto/password.h"
@@ -72,6 +76,8 @@ ctl_usage(FILE *f)
 	    "  user list | show NAME | lock NAME | unlock NAME | remove NAME\n"
 	    "  user set-claims NAME KEY=VALUE... | set-claims NAME --json OBJECT\n"
 	    "  user revoke-tokens NAME\n"
+	    "  shm stats                     shared memory of this host's instance\n"
+	    "  cache flush                   empty the L1 cache of every instance\n"
 	    "See fastauthctl(8).\n");
 }
 
@@ -124,6 +130,21 @@ ctl_close(struct ctl *c)
 	crypto_ctx_free(c->crypto);
 	config_free(c->cfg);
 	crypto_wipe(c, sizeof *c);
+}
+
+/*
+ * Tell every instance's cache that a record changed (events.h). The change is
+ * in Redis already; if the announcement fails, caches catch up within their
+ * TTL, so say so rather than fail.
+ */
+static void
+ctl_announce(struct ctl *c, const char *kind, const char *id)
+{
+	if (events_publish(c->conn, "%s %s", kind, id) != FA_OK)
+		fprintf(stderr, "fastauthctl: warning: could not announce the change "
+		    "(%s); cached copies expire within cache_%s_ttl\n",
+		    redis_conn_errstr(c->conn), strcmp(kind, "client") == 0 ?
+		    "client" : "revocation");
 }
 
 static const char *
@@ -310,6 +331,7 @@ ctl_client(struct ctl *c, int argc, char **argv)
 	} else if (strcmp(argv[0], "remove") == 0) {
 		if ((rc = store_client_del(c->conn, argv[1])) != FA_OK)
 			ctl_fatal("client remove: %s", ctl_store_error(rc));
+		ctl_announce(c, "client", argv[1]);
 		fprintf(stderr, "removed client '%s'; tokens it holds stay valid until "
 		    "they expire\n", argv[1]);
 	} else if (strcmp(argv[0], "rotate-secret") == 0) {
@@ -318,6 +340,7 @@ ctl_client(struct ctl *c, int argc, char **argv)
 			crypto_wipe(secret, sizeof secret);
 			ctl_fatal("rotate-secret: %s", ctl_store_error(rc));
 		}
+		ctl_announce(c, "client", argv[1]);
 		printf("%s\n", secret);
 		fflush(stdout);
 		crypto_wipe(secret, sizeof secret);
@@ -327,6 +350,85 @@ ctl_client(struct ctl *c, int argc, char **argv)
 usage:
 	ctl_usage(stderr);
 	return 1;
+}
+
+static int
+ctl_shm(struct ctl *c, int argc, char **argv)
+{
+	static const char *kinds[CACHE_KINDS] = { "all", "client", "claims", "revocation" };
+	static const char *classes[] = { "token", "introspect", "revoke", "userinfo", "login" };
+	struct shm_stats st;
+	struct admission_stats as;
+	struct admission *adm;
+	struct mirror_region *m;
+	struct shm *seg = NULL;
+	char *cause = NULL;
+	uint64_t now, epoch;
+	int i, rc;
+
+	if (argc != 1 || strcmp(argv[0], "stats") != 0) {
+		ctl_usage(stderr);
+		return 1;
+	}
+	rc = shm_attach_existing(c->cfg->instance, &seg, &cause);
+	if (rc == FA_NOTFOUND)
+		ctl_fatal("no shared memory segment for instance '%s' (no fastauth "
+		    "process has started on this host)", c->cfg->instance);
+	if (rc != FA_OK)
+		ctl_fatal("%s", cause);
+	now = shm_now();
+	shm_stats(seg, now, &st);
+	printf("segment /fastauth.%s: %llu bytes, layout %u, created by pid %d\n",
+	    c->cfg->instance, (unsigned long long)st.size, st.version, st.creator_pid);
+	printf("rate limiter: %llu of %llu slots in use, %llu live states evicted\n",
+	    (unsigned long long)st.ratelimit.used, (unsigned long long)st.ratelimit.entries,
+	    (unsigned long long)st.ratelimit.evicted_live);
+	for (i = 0; i < 5; i++)
+		printf("  %-10s allowed %llu, limited %llu\n", classes[i],
+		    (unsigned long long)st.ratelimit.allowed[i],
+		    (unsigned long long)st.ratelimit.limited[i]);
+	printf("cache: %llu of %llu slots in use, %llu claimed, values up to %llu bytes\n",
+	    (unsigned long long)st.cache.used, (unsigned long long)st.cache.entries,
+	    (unsigned long long)st.cache.claimed, (unsigned long long)st.cache.value_max);
+	for (i = 1; i < CACHE_KINDS; i++) {
+		uint64_t h = st.cache.hits[i], mi = st.cache.misses[i];
+
+		printf("  %-10s hits %llu, misses %llu, hit rate %.1f%%\n", kinds[i],
+		    (unsigned long long)h, (unsigned long long)mi,
+		    h + mi > 0 ? 100.0 * (double)h / (double)(h + mi) : 0.0);
+	}
+	printf("  evicted %llu, dropped %llu, recovered %llu, generation %llu\n",
+	    (unsigned long long)st.cache.evicted, (unsigned long long)st.cache.dropped,
+	    (unsigned long long)st.cache.recovered, (unsigned long long)st.generation);
+	adm = admission_new(shm_admission(seg), 1);
+	admission_stats(adm, &as);
+	admission_free(adm);
+	printf("argon2 admission: %d in flight, %lld waiting, %llu admitted, %llu "
+	    "rejected, %llu reclaimed\n", as.in_flight, (long long)as.waiting,
+	    (unsigned long long)as.admitted, (unsigned long long)as.rejected,
+	    (unsigned long long)as.reclaimed);
+	m = shm_mirror(seg);
+	printf("revocation mirror: %s, epoch %llu, %llu messages applied\n",
+	    mirror_trusted(m, now, &epoch) ? "in sync (subscribed)" :
+	    "not trusted (Redis is asked)", (unsigned long long)atomic_load(&m->epoch),
+	    (unsigned long long)atomic_load(&m->messages));
+	shm_close(seg);
+	return 0;
+}
+
+static int
+ctl_cache(struct ctl *c, int argc, char **argv)
+{
+	if (argc != 1 || strcmp(argv[0], "flush") != 0) {
+		ctl_usage(stderr);
+		return 1;
+	}
+	ctl_open(c);
+	/* Every instance's subscriber flushes its segment, this host's included. */
+	if (events_publish(c->conn, "flush") != FA_OK)
+		ctl_fatal("cache flush: %s", redis_conn_errstr(c->conn));
+	fprintf(stderr, "flush announced to every instance\n");
+	return 0;
 }
 
 /*
@@ -497,6 +599,7 @@ ctl_user(struct ctl *c, int argc, char **argv)
 		    refresh_revoke_subject(c->conn, u.id) != FA_OK)
 			ctl_fatal("user passwd %s: password changed, but revoking the "
 			    "old tokens failed: run user revoke-tokens", argv[1]);
+		ctl_announce(c, "subject", u.id);
 		audit_event(AUDIT_PASSWORD_CHANGED, AUDIT_INFO, NULL, NULL, argv[1],
 		    AUDIT_FIELDS({ "actor", "fastauthctl" }));
 		fprintf(stderr, "password of '%s' changed; its tokens are revoked\n", argv[1]);
@@ -514,8 +617,10 @@ ctl_user(struct ctl *c, int argc, char **argv)
 	} else if (strcmp(argv[0], "lock") == 0 || strcmp(argv[0], "unlock") == 0) {
 		int lock = argv[0][0] == 'l';
 
-		if ((rc = users_set_locked(&uc, argv[1], lock)) != FA_OK)
+		if ((rc = users_set_locked(&uc, argv[1], lock)) != FA_OK ||
+		    (rc = users_get(&uc, argv[1], &u)) != FA_OK)
 			ctl_fatal("user %s %s: %s", argv[0], argv[1], ctl_user_error(rc));
+		ctl_announce(c, "subject", u.id);
 		if (!lock && users_unlock(c->conn, argv[1]) != FA_OK)
 			ctl_fatal("user unlock %s: clearing the failure counters failed", argv[1]);
 		audit_event(lock ? AUDIT_ACCOUNT_LOCKED : AUDIT_ACCOUNT_UNLOCKED, AUDIT_INFO,
@@ -528,6 +633,7 @@ ctl_user(struct ctl *c, int argc, char **argv)
 		if (refresh_revoke_subject(c->conn, u.id) != FA_OK)
 			ctl_fatal("user remove %s: removed, but revoking its refresh "
 			    "tokens failed", argv[1]);
+		ctl_announce(c, "subject", u.id);
 		fprintf(stderr, "removed user '%s'; its tokens are revoked\n", argv[1]);
 	} else if (strcmp(argv[0], "revoke-tokens") == 0) {
 		if ((rc = users_get(&uc, argv[1], &u)) != FA_OK)
@@ -536,6 +642,7 @@ ctl_user(struct ctl *c, int argc, char **argv)
 		if (users_set_not_before(c->conn, u.id, time(NULL) + 1) != FA_OK ||
 		    refresh_revoke_subject(c->conn, u.id) != FA_OK)
 			ctl_fatal("user revoke-tokens %s: Redis unreachable or erroring", argv[1]);
+		ctl_announce(c, "subject", u.id);
 		audit_event(AUDIT_USER_TOKENS_REVOKED, AUDIT_WARNING, NULL, NULL, argv[1],
 		    AUDIT_FIELDS({ "actor", "fastauthctl" }));
 		fprintf(stderr, "every token of '%s' is now inactive\n", argv[1]);
@@ -598,6 +705,10 @@ main(int argc, char **argv)
 		rc = ctl_key(&c, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "client") == 0)
 		rc = ctl_client(&c, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "shm") == 0)
+		rc = ctl_shm(&c, argc - i - 1, argv + i + 1);
+	else if (strcmp(argv[i], "cache") == 0)
+		rc = ctl_cache(&c, argc - i - 1, argv + i + 1);
 	else if (strcmp(argv[i], "user") == 0) {
 		char *acause = NULL;
 

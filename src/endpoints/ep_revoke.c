@@ -13,6 +13,9 @@
 #include "core/log.h"
 #include "crypto/token.h"
 #include "endpoints/ep_revoke.h"
+#include "endpoints/limits.h"
+#include "endpoints/lookup.h"
+#include "store/events.h"
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
@@ -35,7 +38,10 @@ ep_revoke_handle(struct service_thread *t, struct request *r, struct response *r
 		return;
 	if (oauth_client_cred(r, f, resp, &cred) != FA_OK)
 		goto out;
-	rc = store_client_get(t->redis, cred.id, &client);
+	if (limits_check(t, LIMITS_REVOKE, limits_key(t->svc->limits, LIMITS_REVOKE, r,
+	    cred.id, NULL), resp) != FA_OK)
+		goto out;
+	rc = lookup_client(t, cred.id, &client);
 	if (oauth_client_verify(t, &cred, rc, &client, resp) != FA_OK)
 		goto out;
 	if ((tok = form_get(f, "token")) == NULL) {
@@ -57,9 +63,23 @@ ep_revoke_handle(struct service_thread *t, struct request *r, struct response *r
 		goto out;
 	}
 	if (rc == FA_OK && strcmp(claims.client, client.id) == 0) {
+		char hex[2 * TOKEN_JTI_LEN + 1];
+
 		if (store_revoke_jti(t->redis, claims.jti,
 		    (long)((long long)claims.exp - now)) != FA_OK) {
 			/* The client must know the token still works: say so. */
+			oauth_unavailable(resp);
+			goto out;
+		}
+		lookup_note_revoked(t, claims.jti);
+		/*
+		 * Other instances learn it from the message; without it their
+		 * caches could vouch for the token until cache_revocation_ttl.
+		 */
+		crypto_hex(claims.jti, TOKEN_JTI_LEN, hex);
+		if (events_publish(t->redis, "revoke %s %llu", hex,
+		    (unsigned long long)claims.exp) != FA_OK) {
+			log_warn("revocation of %s stored but not announced", hex);
 			oauth_unavailable(resp);
 			goto out;
 		}

@@ -23,6 +23,8 @@
 #include "crypto/keyring.h"
 #include "crypto/token.h"
 #include "endpoints/ep_token.h"
+#include "endpoints/limits.h"
+#include "endpoints/lookup.h"
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
@@ -232,7 +234,7 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	struct users_user user;
 	struct token_claims claims;
 	const char *username = form_get(f, "username");
-	const char *password = form_get(f, "password");
+	const char *password = form_get(f, "password"), *login_key;
 	char scope[FA_SCOPE_MAX + 1], refresh[REFRESH_TOKEN_SIZE], newphc[USERS_PW_MAX + 1];
 	long now_ms = ep_token_now_ms(), delay_ms;
 	int locked, rc, found, ok, rehash = 0, now_locked, have_refresh, slot;
@@ -249,6 +251,10 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 		return;
 	}
 	if (ep_token_scope(form_get(f, "scope"), client->scope, scope, resp) != FA_OK)
+		return;
+	/* Failed logins of this key (address or username) in the local limiter. */
+	login_key = limits_key(svc->limits, LIMITS_LOGIN, r, client->id, username);
+	if (limits_peek(t, LIMITS_LOGIN, login_key, resp) != FA_OK)
 		return;
 	ep_token_throttle_params(cfg, &tp);
 	rc = users_login_check(t->redis, &tp, username, r->remote_addr, now_ms,
@@ -290,6 +296,12 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	admission_release(svc->admission, slot);
 
 	if (!ok) {
+		struct response scratch;
+
+		/* Count the failure; its 429 is for the next attempt, not this one. */
+		response_init(&scratch);
+		limits_check(t, LIMITS_LOGIN, login_key, &scratch);
+		response_free(&scratch);
 		if (users_login_failed(t->redis, &tp, username, r->remote_addr, now_ms,
 		    &now_locked) == FA_OK && now_locked != 0)
 			audit_event(AUDIT_ACCOUNT_LOCKED, AUDIT_CRITICAL, r->remote_addr,
@@ -410,7 +422,10 @@ ep_token_handle(struct service_thread *t, struct request *r, struct response *re
 		return;
 	if (oauth_client_cred(r, f, resp, &cred) != FA_OK)
 		goto out;
-	rc = store_client_get(t->redis, cred.id, &client);
+	if (limits_check(t, LIMITS_TOKEN, limits_key(t->svc->limits, LIMITS_TOKEN, r,
+	    cred.id, NULL), resp) != FA_OK)
+		goto out;
+	rc = lookup_client(t, cred.id, &client);
 	if ((rc = oauth_client_verify(t, &cred, rc, &client, resp)) != FA_OK) {
 		if (rc == FA_DENIED)
 			audit_event(AUDIT_CLIENT_AUTH_FAILURE, AUDIT_WARNING, r->remote_addr,

@@ -20,6 +20,8 @@
 #include "core/log.h"
 #include "crypto/token.h"
 #include "endpoints/ep_userinfo.h"
+#include "endpoints/limits.h"
+#include "endpoints/lookup.h"
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/httpauth.h"
@@ -140,10 +142,13 @@ ep_userinfo_handle(struct service_thread *t, struct request *r, struct response 
 	const char *tok;
 	size_t len;
 	struct buf *b = &t->scratch;
-	int rc, first = 1;
+	int rc, first = 1, revoked;
 
 	memset(&user, 0, sizeof user);
 	memset(&claims, 0, sizeof claims);
+	if (limits_by(svc->limits, LIMITS_USERINFO) != RATESPEC_BY_CLIENT &&
+	    limits_check(t, LIMITS_USERINFO, r->remote_addr, resp) != FA_OK)
+		goto out;
 	if (ep_userinfo_token(t, r, resp, &f, &tok, &len) != FA_OK)
 		goto out;
 	rc = oauth_token_open(t, tok, len, (long long)time(NULL), &claims);
@@ -161,16 +166,19 @@ ep_userinfo_handle(struct service_thread *t, struct request *r, struct response 
 		    "the token does not represent a user");
 		goto out;
 	}
+	if (limits_by(svc->limits, LIMITS_USERINFO) == RATESPEC_BY_CLIENT &&
+	    limits_check(t, LIMITS_USERINFO, claims.client, resp) != FA_OK)
+		goto out;
 	if (!oauth_scope_subset("openid", claims.scope)) {
 		ep_userinfo_challenge(resp, 403, "insufficient_scope",
 		    "the openid scope is required");
 		goto out;
 	}
-	if ((rc = store_is_revoked(t->redis, claims.jti)) < 0) {
+	if (lookup_token_revoked(t, claims.jti, claims.subject, claims.iat, &revoked) != FA_OK) {
 		oauth_unavailable(resp);
 		goto out;
 	}
-	if (rc == 1) {
+	if (revoked) {
 		ep_userinfo_challenge(resp, 401, "invalid_token", "the token was revoked");
 		goto out;
 	}

@@ -2,6 +2,9 @@
  * service.c -- the per-process state behind the endpoints, and the
  * housekeeping thread that keeps the keyring current (reload, automatic
  * rotation, retirement) without ever putting that work on a request's path.
+ * The housekeeper also takes part in electing the instance's mirror leader
+ * (shm/mirror.h); in the leader it runs the subscriber thread that applies
+ * invalidations from other instances to the shared cache.
  *
  * The housekeeper uses the pool's last slot; request thread i uses slot i.
  * If Redis is away at start the process still starts: /ready says 503 and the
@@ -9,6 +12,7 @@
  * restart loop while Redis comes up.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +26,12 @@
 #include "crypto/keyring.h"
 #include "endpoints/ep_discovery.h"
 #include "endpoints/service.h"
+#include "endpoints/limits.h"
+#include "endpoints/lookup.h"
 #include "shm/admission.h"
+#include "shm/cache.h"
+#include "shm/mirror.h"
+#include "store/events.h"
 #include "shm/shm.h"
 #include "store/redis_pool.h"
 
@@ -32,6 +41,11 @@ struct service_housekeeper {
 	pthread_cond_t	 wake;
 	int		 stop;		/* guarded by lock */
 	int		 running;
+	/* the mirror subscriber, while this process leads */
+	pthread_t	 sub_thread;
+	int		 sub_running;
+	atomic_int	 sub_stop;
+	uint64_t	 mirror_claim;	/* our owner word while we lead, else 0 */
 };
 
 void
@@ -109,6 +123,8 @@ service_new(const struct config *cfg, int nthreads, char **cause)
 	svc->discovery = ep_discovery_build(cfg->issuer, svc->discovery_etag);
 	if (service_attach_shm(svc, cause) != FA_OK)
 		goto fail;
+	if ((svc->limits = limits_new(cfg, cause)) == NULL)
+		goto fail;
 	return svc;
 fail:
 	if (have_kek)
@@ -126,6 +142,7 @@ service_free(struct service *svc)
 	keyring_free(svc->keyring);
 	redis_pool_free(svc->pool);
 	free(svc->discovery);
+	limits_free(svc->limits);
 	admission_free(svc->admission);
 	shm_close(svc->shm);
 	crypto_wipe(svc->pepper, sizeof svc->pepper);
@@ -154,6 +171,88 @@ out:
 	return r;
 }
 
+/*
+ * The mirror subscriber: keeps a subscription to <prefix>events, applies each
+ * message to the shared cache, and tells readers (mirror_set_connected,
+ * mirror_beat) whether the cache may vouch for revocation state. Runs while
+ * this process leads the instance's mirror.
+ */
+static void *
+service_subscriber_main(void *arg)
+{
+	struct service *svc = arg;
+	struct service_housekeeper *hk = svc->hk;
+	struct mirror_region *m = shm_mirror(svc->shm);
+	struct cache *c = shm_cache(svc->shm);
+	struct redis_pool_params pp;
+	struct events_sub *sub;
+	char msg[EVENTS_MSG_MAX], *cause = NULL;
+	int connected = 0, rc;
+
+	memset(&pp, 0, sizeof pp);
+	pp.url = svc->cfg->redis_url;
+	pp.prefix = svc->cfg->redis_prefix;
+	pp.connect_timeout_ms = svc->cfg->redis_connect_timeout_ms;
+	pp.command_timeout_ms = svc->cfg->redis_command_timeout_ms;
+	pp.backoff_min_ms = svc->cfg->redis_backoff_min_ms;
+	pp.backoff_max_ms = svc->cfg->redis_backoff_max_ms;
+	if ((sub = events_sub_new(&pp, &cause)) == NULL) {
+		log_err("mirror subscriber: %s", cause);
+		free(cause);
+		return NULL;
+	}
+	while (!atomic_load(&hk->sub_stop) &&
+	    atomic_load(&m->owner) == hk->mirror_claim) {
+		if (!connected) {
+			if (events_sub_connect(sub) != FA_OK) {
+				usleep(100 * 1000);
+				continue;
+			}
+			/* Anything cached before now may predate a missed message. */
+			mirror_set_connected(m, 1, shm_now());
+			connected = 1;
+			log_info("revocation mirror subscribed");
+		}
+		rc = events_sub_next(sub, 100, msg, sizeof msg);
+		if (rc == FA_OK) {
+			if (lookup_apply_event(c, msg, shm_now()) == FA_OK)
+				atomic_fetch_add(&m->messages, 1);
+			else
+				log_warn("mirror: unknown message ignored");
+		} else if (rc == FA_UNAVAIL) {
+			mirror_set_connected(m, 0, shm_now());
+			connected = 0;
+			log_warn("revocation mirror lost its subscription: %s",
+			    events_sub_errstr(sub));
+			continue;
+		}
+		mirror_beat(m, shm_now());
+	}
+	if (connected && atomic_load(&m->owner) == hk->mirror_claim)
+		mirror_set_connected(m, 0, shm_now());
+	events_sub_free(sub);
+	return NULL;
+}
+
+/* Lead the mirror if nobody does; start or stop the subscriber accordingly. */
+static void
+service_mirror_duty(struct service *svc)
+{
+	struct service_housekeeper *hk = svc->hk;
+	int lead = mirror_lead(shm_mirror(svc->shm), shm_now(), &hk->mirror_claim);
+
+	if (hk->sub_running && (!lead || atomic_load(&hk->sub_stop))) {
+		atomic_store(&hk->sub_stop, 1);
+		pthread_join(hk->sub_thread, NULL);
+		hk->sub_running = 0;
+	}
+	if (lead && !hk->sub_running) {
+		atomic_store(&hk->sub_stop, 0);
+		if (pthread_create(&hk->sub_thread, NULL, service_subscriber_main, svc) == 0)
+			hk->sub_running = 1;
+	}
+}
+
 static void *
 service_housekeeper_main(void *arg)
 {
@@ -163,25 +262,52 @@ service_housekeeper_main(void *arg)
 	struct timespec deadline;
 	char *cause = NULL;
 	int loaded = keyring_count(svc->keyring) > 0;
+	time_t last_keys = 0, last_sweep = time(NULL), now;
 
 	pthread_mutex_lock(&hk->lock);
 	while (!hk->stop) {
 		pthread_mutex_unlock(&hk->lock);
-		if (!loaded)
+		now = time(NULL);
+		service_mirror_duty(svc);
+		if (!loaded) {
 			loaded = service_load_keys(svc, rc) == FA_OK;
-		else if (keyring_maintain(svc->keyring, rc, time(NULL), &cause) != FA_OK) {
-			log_debug("key maintenance: %s", cause ? cause : "failed");
-			free(cause);
-			cause = NULL;
+			last_keys = now;
+		} else if (now - last_keys >= svc->cfg->key_refresh_interval) {
+			last_keys = now;
+			if (keyring_maintain(svc->keyring, rc, now, &cause) != FA_OK) {
+				log_debug("key maintenance: %s", cause ? cause : "failed");
+				free(cause);
+				cause = NULL;
+			}
+		}
+		if (now - last_sweep >= 10) {
+			/* Claims left by writers that were killed mid-write. */
+			cache_sweep(shm_cache(svc->shm));
+			last_sweep = now;
 		}
 		pthread_mutex_lock(&hk->lock);
-		/* Every key_refresh_interval; every second while keys are missing. */
+		/* A short tick: mirror leadership moves within a second of a death. */
 		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_sec += loaded ? svc->cfg->key_refresh_interval : 1;
+		deadline.tv_nsec += 250 * 1000 * 1000;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
 		if (!hk->stop)
 			pthread_cond_timedwait(&hk->wake, &hk->lock, &deadline);
 	}
 	pthread_mutex_unlock(&hk->lock);
+	if (hk->sub_running) {
+		atomic_store(&hk->sub_stop, 1);
+		pthread_join(hk->sub_thread, NULL);
+		hk->sub_running = 0;
+	}
+	/* Step down so another process takes over at once. */
+	if (hk->mirror_claim != 0) {
+		uint64_t mine = hk->mirror_claim;
+
+		atomic_compare_exchange_strong(&shm_mirror(svc->shm)->owner, &mine, 0);
+	}
 	return NULL;
 }
 

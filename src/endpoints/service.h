@@ -19,6 +19,7 @@ struct redis_pool;
 struct redis_conn;
 struct shm;
 struct admission;
+struct limits;
 
 struct service {
 	const struct config	*cfg;		/* not owned */
@@ -31,6 +32,7 @@ struct service {
 	int			 threads;	/* request threads */
 	struct shm		*shm;		/* this instance's segment on this host */
 	struct admission	*admission;	/* host-wide Argon2 slots, in shm */
+	struct limits		*limits;	/* rate-limit policies */
 	struct service_housekeeper *hk;		/* background maintenance */
 };
 

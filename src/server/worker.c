@@ -50,6 +50,7 @@ struct worker_thread {
 };
 
 static atomic_int worker_stopping;	/* process-wide: set once, on SIGTERM */
+static atomic_int worker_live;		/* request threads still in their loop */
 
 static void
 worker_handle(struct worker_thread *w)
@@ -159,6 +160,12 @@ worker_thread_main(void *arg)
 out:
 	if (ep >= 0)
 		close(ep);
+	/*
+	 * The last thread out closes the socket at once: connections the kernel
+	 * queues after that are refused, not accepted and later reset.
+	 */
+	if (atomic_fetch_sub(&worker_live, 1) == 1 && atomic_load(&worker_stopping))
+		close(w->listen_fd);
 	FCGX_Free(&w->fcgx, 1);
 	request_free(&w->req);
 	response_free(&w->resp);
@@ -244,8 +251,10 @@ worker_run(const struct config *cfg, int listen_fd)
 		ws[i].listen_fd = listen_fd;
 		ws[i].wake_fd = wake[0];
 		ws[i].st = service_thread_new(svc, i);
+		atomic_fetch_add(&worker_live, 1);
 		if ((err = pthread_create(&ws[i].thread, NULL, worker_thread_main, &ws[i])) != 0) {
 			log_err("request thread: %s", strerror(err));
+			atomic_fetch_sub(&worker_live, 1);
 			continue;
 		}
 		ws[i].started = 1;
@@ -264,7 +273,6 @@ worker_run(const struct config *cfg, int listen_fd)
 	}
 	log_info("draining (signal %d)", sig);
 	left = worker_drain(ws, n, wake[1], cfg->drain_timeout_ms);
-	close(listen_fd);
 	if (left > 0) {
 		/* Threads stuck mid-request own state we can't free safely: just go. */
 		log_warn("%d request(s) still running after %ld ms; exiting anyway",

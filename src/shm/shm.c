@@ -9,7 +9,7 @@
  *
  *	0	header (4 KiB): state word, magic, version, sizes, region
  *		offsets, random hash key, cache generation, Argon2 admission
- *		slots (admission.c)
+ *		slots (admission.c), revocation mirror state (mirror.c)
  *	4 KiB	rate limiter region (ratelimit.c)
  *	...	cache region (cache.c), page aligned
  *
@@ -50,6 +50,7 @@
 #include "core/xmalloc.h"
 #include "crypto/crypto.h"
 #include "shm/admission.h"
+#include "shm/mirror.h"
 #include "shm/shm.h"
 
 #define SHM_MAGIC		0x314d485348545541ULL	/* "AUTHSHM1" little-endian */
@@ -93,6 +94,8 @@ struct shm_header {
 	_Atomic uint64_t generation __attribute__((aligned(64)));
 	/* Layout version 2: host-wide Argon2 admission (admission.c). */
 	struct admission_region admission __attribute__((aligned(64)));
+	/* Layout version 3: the revocation mirror's leader and trust (mirror.c). */
+	struct mirror_region mirror __attribute__((aligned(64)));
 };
 _Static_assert(sizeof(struct shm_header) <= SHM_HDR_SIZE, "header too big");
 
@@ -481,6 +484,7 @@ shm_initialise(uint8_t *base, const struct shm_params *p,
 	    p->cache_value_max);
 	atomic_store_explicit(&h->generation, 1, memory_order_relaxed);
 	admission_region_init(&h->admission);
+	mirror_region_init(&h->mirror);
 	if (!atomic_compare_exchange_strong_explicit(&h->state, &expect,
 	    shm_owner_make(SHM_PHASE_READY), memory_order_release,
 	    memory_order_relaxed))
@@ -843,6 +847,12 @@ struct admission_region *
 shm_admission(struct shm *seg)
 {
 	return &seg->hdr->admission;
+}
+
+struct mirror_region *
+shm_mirror(struct shm *seg)
+{
+	return &seg->hdr->mirror;
 }
 
 uint64_t

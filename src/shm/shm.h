@@ -20,7 +20,7 @@
 #include "shm/ratelimit.h"
 
 #define SHM_INSTANCE_MAX	64	/* bytes of an instance name */
-#define SHM_VERSION		2	/* layout version written in the header */
+#define SHM_VERSION		3	/* layout version written in the header */
 
 /* Defaults for the configuration keys that size the segment. */
 #define SHM_DEFAULT_RATELIMIT_ENTRIES	65536
@@ -36,6 +36,7 @@ struct shm_params {
 
 struct shm;
 struct admission_region;
+struct mirror_region;
 
 struct shm_stats {
 	uint64_t		segment_id;	/* random, fixed at initialisation */
@@ -88,6 +89,8 @@ enum shm_region { SHM_REGION_RATELIMIT, SHM_REGION_CACHE };
 void	*shm_region(struct shm *, enum shm_region, size_t *size);
 /* The Argon2 admission slots (shm/admission.h), in the header. */
 struct admission_region *shm_admission(struct shm *);
+/* The revocation mirror's shared state (shm/mirror.h), in the header. */
+struct mirror_region *shm_mirror(struct shm *);
 /* The cache generation: all cached entries are stale once it moves. */
 uint64_t shm_generation(struct shm *);
 /* Bump the generation (fastauthctl cache flush); returns the new value. */

@@ -631,3 +631,16 @@ redis_conn_commandargv(struct redis_conn *c, int argc, const char **argv,
 	c->pending = 1;
 	return redis_conn_reply(c);
 }
+
+redisContext *
+redis_conn_hiredis(struct redis_conn *c)
+{
+	return c->ctx;
+}
+
+void
+redis_conn_broken(struct redis_conn *c, const char *why)
+{
+	if (c->ctx != NULL)
+		redis_conn_fail(c, "%s", why);
+}

@@ -58,5 +58,12 @@ redisReply *redis_conn_reply(struct redis_conn *);
 const char *redis_conn_errstr(const struct redis_conn *);
 /* Connect now if not connected (respecting backoff). FA_OK or FA_UNAVAIL. */
 int	redis_conn_ensure(struct redis_conn *);
+/*
+ * The connected hiredis context, for a caller that must drive the protocol
+ * itself (a subscriber); NULL when not connected. Owned by the slot.
+ */
+redisContext *redis_conn_hiredis(struct redis_conn *);
+/* Drop the connection after the caller found it broken (backoff applies). */
+void	redis_conn_broken(struct redis_conn *, const char *why);
 
 #endif

@@ -458,7 +458,8 @@ store_client_and_revoked(struct redis_conn *conn, const char *id,
 	*revoked = 1;
 	if (nbf != NULL)
 		*nbf = 0;
-	valid = store_id_valid(id);
+	/* id NULL: the caller has the client already, only the token state is wanted. */
+	valid = id != NULL && store_id_valid(id);
 	crypto_hex(jti, TOKEN_JTI_LEN, hex);
 	if (valid && redis_conn_append(conn, "HGETALL %sclient:%s", prefix, id) != FA_OK)
 		return FA_UNAVAIL;

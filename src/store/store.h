@@ -56,7 +56,8 @@ int	store_revoke_jti(struct redis_conn *, const uint8_t jti[TOKEN_JTI_LEN], long
 /* 1 if revoked, 0 if not, FA_UNAVAIL. */
 int	store_is_revoked(struct redis_conn *, const uint8_t jti[TOKEN_JTI_LEN]);
 /*
- * One round trip for introspection: the calling client's record, whether jti
+ * One round trip for introspection: the calling client's record (skipped when
+ * id is NULL; *client_rc stays FA_NOTFOUND), whether jti
  * is revoked and, when subject is not NULL or "", the subject's not-before
  * (<p>nbf:<subject>, see users.h; *nbf 0 when none), pipelined.
  * *client_rc gets FA_OK/FA_NOTFOUND; *revoked 0/1.

@@ -173,10 +173,29 @@ else
 fi
 http GET "$BASE/health"
 assert_status 200 "/health -> 200 while Redis is down (the process is alive)"
-post_form "$BASE/oauth2/token" grant_type=client_credentials -u "app-a:$SECRET_A"
-assert_status 503 "token request while Redis is down -> 503"
+# A request that must reach Redis (revocation writes the deny-list) fails
+# closed with 503. A token request from a client whose record is in the L1
+# cache is still served (tokens need no Redis); one from an uncached client id
+# must reach Redis and fails closed.
+post_form "$BASE/oauth2/revoke" token=fa1.AAAAAQ -u "app-a:$SECRET_A"
+post_form "$BASE/oauth2/token" grant_type=client_credentials -u "never-seen:whatever"
+assert_status 503 "token request of an uncached client while Redis is down -> 503"
 assert_header Retry-After '^[0-9]+$'
 assert_json_field_match error '.' "503 body is a JSON error"
+TOK_DOWN_OK=0
+post_form "$BASE/oauth2/token" grant_type=client_credentials -u "app-a:$SECRET_A"
+case $HTTP_STATUS in
+200|503) pass "cached client while Redis is down: $HTTP_STATUS (served from the L1 cache, or 503)" ;;
+*) fa_fail_http "cached client while Redis is down: 200 or 503" ;;
+esac
+if [ "$HTTP_STATUS" = 200 ]; then
+	TOK=$(json_field access_token || true)
+	introspect "$BASE" "$TOK"
+	case $HTTP_STATUS in
+	503) pass "introspection of a token whose revocation state is unknown -> 503 (fail closed)" ;;
+	*) fa_fail_http "introspection while Redis is down must not say active: 503" ;;
+	esac
+fi
 
 start_redis "$REDIS_PORT" --appendonly yes --appendfsync always
 wait_ready "$BASE" 20

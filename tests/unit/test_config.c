@@ -144,6 +144,9 @@ START_TEST(key_names)
 		"login_delay_base_ms", "login_delay_max_ms",
 		"login_max_failures_per_address", "audit_log",
 		"shm_ratelimit_entries", "shm_cache_entries", "shm_cache_value_max",
+		"cache_client_ttl", "cache_negative_ttl", "cache_revocation_ttl",
+		"ratelimit_token", "ratelimit_introspect", "ratelimit_revoke",
+		"ratelimit_userinfo", "ratelimit_login",
 	};
 	size_t i;
 

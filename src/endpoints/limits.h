@@ -1,0 +1,43 @@
+/*
+ * limits.h -- the rate-limit policies of the endpoints: one per endpoint
+ * class, checked in the host's shared-memory limiter before any Redis work,
+ * optionally followed by a cluster-wide check in Redis; 429 answers with
+ * Retry-After and the IETF RateLimit-Policy / RateLimit fields.
+ */
+#ifndef LIMITS_H
+#define LIMITS_H
+
+#include "core/ratespec.h"
+
+struct config;
+struct request;
+struct response;
+struct service_thread;
+
+enum limits_class {
+	LIMITS_TOKEN, LIMITS_INTROSPECT, LIMITS_REVOKE, LIMITS_USERINFO,
+	LIMITS_LOGIN, LIMITS_NCLASS
+};
+
+struct limits;
+
+/* Build the policies from cfg. NULL and *cause on a bad policy. */
+struct limits *limits_new(const struct config *, char **cause);
+void	limits_free(struct limits *);
+/* What the class is keyed by. */
+enum ratespec_by limits_by(const struct limits *, enum limits_class);
+/*
+ * Count one request of key (client id, address or username as limits_by
+ * says) in class. FA_OK allowed (or the class is off), FA_LIMIT after
+ * writing the 429 answer.
+ */
+int	limits_check(struct service_thread *, enum limits_class, const char *key,
+	    struct response *);
+/* Would a request be allowed? Counts nothing. FA_OK or FA_LIMIT after writing 429. */
+int	limits_peek(struct service_thread *, enum limits_class, const char *key,
+	    struct response *);
+/* The key for class from what the request carries (client id or address). */
+const char *limits_key(const struct limits *, enum limits_class, const struct request *,
+	    const char *client_id, const char *username);
+
+#endif

@@ -347,13 +347,6 @@ keyring_reply_ok(struct redis_conn *conn, const redisReply *r, const char *what,
 }
 
 static void
-keyring_free_reply(redisReply *r)
-{
-	if (r != NULL)
-		freeReplyObject(r);
-}
-
-static void
 keyring_recs_free(struct keyring_rec *recs, int n)
 {
 	int i;
@@ -491,10 +484,10 @@ keyring_fetch(struct redis_conn *conn, struct keyring_rec **recsp, int *np,
 	}
 	rc = FA_OK;
 out:
-	keyring_free_reply(rgen);
-	keyring_free_reply(rlist);
+	redis_pool_reply_free(rgen);
+	redis_pool_reply_free(rlist);
 	for (i = 0; rkeys != NULL && i < n; i++)
-		keyring_free_reply(rkeys[i]);
+		redis_pool_reply_free(rkeys[i]);
 	free(rkeys);
 	if (rc != FA_OK) {
 		keyring_recs_free(recs, (int)n);
@@ -736,7 +729,7 @@ out:
 static void
 keyring_unwatch(struct redis_conn *conn)
 {
-	keyring_free_reply(redis_conn_command(conn, "UNWATCH"));
+	redis_pool_reply_free(redis_conn_command(conn, "UNWATCH"));
 }
 
 static void
@@ -751,7 +744,7 @@ keyring_unlock(struct redis_conn *conn, const char *token)
 		log_warn("keyring: cannot release the rotation lock (it expires "
 		    "in %d s): %s", KEYRING_LOCK_MS / 1000,
 		    r == NULL ? redis_conn_errstr(conn) : r->str);
-	keyring_free_reply(r);
+	redis_pool_reply_free(r);
 }
 
 /* The newest kid from a ZREVRANGE keys 0 0 reply, 0 if none; -1 if malformed. */
@@ -807,8 +800,8 @@ out:
 		keyring_unlock(conn, token);
 	if (rc != FA_OK)
 		*taken = 0;
-	keyring_free_reply(rnewest);
-	keyring_free_reply(rset);
+	redis_pool_reply_free(rnewest);
+	redis_pool_reply_free(rset);
 	return rc;
 }
 
@@ -891,7 +884,7 @@ keyring_add_locked(struct keyring *kr, struct redis_conn *conn, const char *toke
 		goto out;
 	}
 	*kid = (uint32_t)rexec->integer;
-	keyring_free_reply(rexec);
+	redis_pool_reply_free(rexec);
 	rexec = NULL;
 
 	if (crypto_random(key, sizeof key) != FA_OK) {
@@ -930,7 +923,7 @@ keyring_add_locked(struct keyring *kr, struct redis_conn *conn, const char *toke
 			*cause = xasprintf("Redis refused the rotation: %s", q->str);
 			rc = FA_ERR;
 		}
-		keyring_free_reply(q);
+		redis_pool_reply_free(q);
 	}
 	rexec = redis_conn_reply(conn);
 	if (rc == FA_ERR)
@@ -957,8 +950,8 @@ out:
 	if (watching)
 		keyring_unwatch(conn);
 	for (i = 0; i < 4; i++)
-		keyring_free_reply(r[i]);
-	keyring_free_reply(rexec);
+		redis_pool_reply_free(r[i]);
+	redis_pool_reply_free(rexec);
 	crypto_ctx_free(ctx);
 	explicit_bzero(key, sizeof key);
 	explicit_bzero(wrapped, sizeof wrapped);
@@ -1126,7 +1119,7 @@ fail:
 	rc = FA_UNAVAIL;
 out:
 	for (i = 0; r != NULL && i < sent + 1; i++)
-		keyring_free_reply(r[i]);
+		redis_pool_reply_free(r[i]);
 	free(r);
 	free(kids);
 	free(deltas);
@@ -1186,7 +1179,7 @@ keyring_expire(struct keyring *kr, struct redis_conn *conn, time_t now, int *del
 	}
 out:
 	for (i = 0; r != NULL && i < sent; i++)
-		keyring_free_reply(r[i]);
+		redis_pool_reply_free(r[i]);
 	free(r);
 	free(kids);
 	return rc;

@@ -644,3 +644,60 @@ redis_conn_broken(struct redis_conn *c, const char *why)
 	if (c->ctx != NULL)
 		redis_conn_fail(c, "%s", why);
 }
+
+redisReply *
+redis_conn_eval(struct redis_conn *c, const char *script, int nkeys, int argc,
+    const char *const *args)
+{
+	const char *argv[16];
+	size_t argvlen[16];
+	char nk[16];
+	int i;
+
+	if (argc < 0 || argc + 3 > (int)(sizeof argv / sizeof argv[0]))
+		abort();	/* a programming error, not a runtime condition */
+	snprintf(nk, sizeof nk, "%d", nkeys);
+	argv[0] = "EVAL";
+	argv[1] = script;
+	argv[2] = nk;
+	for (i = 0; i < argc; i++)
+		argv[3 + i] = args[i];
+	for (i = 0; i < argc + 3; i++)
+		argvlen[i] = strlen(argv[i]);
+	return redis_conn_commandargv(c, argc + 3, argv, argvlen);
+}
+
+void
+redis_pool_reply_free(redisReply *r)
+{
+	if (r != NULL)
+		freeReplyObject(r);
+}
+
+int
+redis_pool_reply_ok(const redisReply *r, const char *who, const char *what)
+{
+	if (r == NULL)
+		return FA_UNAVAIL;
+	if (r->type == REDIS_REPLY_ERROR) {
+		log_warn("%s: %s: Redis answered: %.*s", who, what, (int)r->len, r->str);
+		return FA_UNAVAIL;
+	}
+	return FA_OK;
+}
+
+int
+redis_pool_decimal(const char *s, size_t len, long long *v)
+{
+	size_t i;
+
+	if (len == 0 || len > 18)
+		return FA_ERR;
+	*v = 0;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return FA_ERR;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return FA_OK;
+}

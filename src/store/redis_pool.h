@@ -65,5 +65,21 @@ int	redis_conn_ensure(struct redis_conn *);
 redisContext *redis_conn_hiredis(struct redis_conn *);
 /* Drop the connection after the caller found it broken (backoff applies). */
 void	redis_conn_broken(struct redis_conn *, const char *why);
+/*
+ * EVAL script with nkeys keys followed by the rest of args (argc strings in
+ * all, at most 13), sent binary-safe. The reply as redis_conn_command.
+ */
+redisReply *redis_conn_eval(struct redis_conn *, const char *script, int nkeys,
+	    int argc, const char *const *args);
+
+/* freeReplyObject that accepts NULL. */
+void	redis_pool_reply_free(redisReply *);
+/*
+ * A missing reply (unreachable) or an error reply is FA_UNAVAIL, logged with
+ * who and what for the error reply: callers fail closed. FA_OK otherwise.
+ */
+int	redis_pool_reply_ok(const redisReply *, const char *who, const char *what);
+/* A non-negative decimal of at most 18 digits (len bytes). FA_OK or FA_ERR. */
+int	redis_pool_decimal(const char *s, size_t len, long long *v);
 
 #endif

@@ -38,7 +38,6 @@
 #define REFRESH_HASH_HEX	(2 * CRYPTO_HASHLEN)
 /* Ten years: far beyond any sane lifetime, far from time_t overflow. */
 #define REFRESH_DURATION_MAX	(10L * 366 * 86400)
-#define REFRESH_NELEM(a)	(sizeof (a) / sizeof (a)[0])
 
 /*
  * New family and its first token. KEYS: rt:<hash>, rtfam:<fam>, rtfams:<sub>.
@@ -165,51 +164,6 @@ static const char refresh_lookup_script[] =
 	"return {1, t[1], t[2] or '', t[3] or '', t[4] or '0', f[1], f[2] or '', "
 	"f[3] or '', f[4] or '', f[5] or '', f[6] or '0', "
 	"tostring(redis.call('TTL', KEYS[1]))}";
-
-/* --------------------------------------------------------------- helpers */
-
-static void
-refresh_free_reply(redisReply *r)
-{
-	if (r != NULL)
-		freeReplyObject(r);
-}
-
-/* Map a missing or error reply to FA_UNAVAIL (fail closed); FA_OK otherwise. */
-static int
-refresh_reply_ok(const redisReply *r, const char *what)
-{
-	if (r == NULL)
-		return FA_UNAVAIL;
-	if (r->type == REDIS_REPLY_ERROR) {
-		log_warn("refresh: %s: Redis answered: %.*s", what, (int)r->len, r->str);
-		return FA_UNAVAIL;
-	}
-	return FA_OK;
-}
-
-/* EVAL script with nkeys keys and the other arguments, binary-safe. */
-static redisReply *
-refresh_eval(struct redis_conn *conn, const char *script, int nkeys, int argc,
-    const char *const *args)
-{
-	const char *argv[16];
-	size_t argvlen[16];
-	char nk[16];
-	int i;
-
-	if (argc + 3 > (int)REFRESH_NELEM(argv))
-		abort();	/* a programming error, not a runtime condition */
-	snprintf(nk, sizeof nk, "%d", nkeys);
-	argv[0] = "EVAL";
-	argv[1] = script;
-	argv[2] = nk;
-	for (i = 0; i < argc; i++)
-		argv[3 + i] = args[i];
-	for (i = 0; i < argc + 3; i++)
-		argvlen[i] = strlen(argv[i]);
-	return redis_conn_commandargv(conn, argc + 3, argv, argvlen);
-}
 
 static int
 refresh_params_valid(const struct refresh_params *p)
@@ -373,9 +327,9 @@ refresh_issue(struct redis_conn *conn, const struct refresh_params *p,
 	snprintf(sabs, sizeof sabs, "%lld", (long long)now + p->absolute_s);
 	snprintf(sttl, sizeof sttl, "%ld", ttl);
 	snprintf(sfttl, sizeof sfttl, "%ld", p->absolute_s);
-	r = refresh_eval(conn, refresh_issue_script, 3, 12, (const char *[]){ key, famkey,
+	r = redis_conn_eval(conn, refresh_issue_script, 3, 12, (const char *[]){ key, famkey,
 	    subkey, fam, client, sub, scope, snow, sabs, sttl, sfttl, prefix });
-	if ((rc = refresh_reply_ok(r, "issue")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "refresh", "issue")) != FA_OK)
 		goto out;
 	if (r->type != REDIS_REPLY_INTEGER) {
 		rc = FA_UNAVAIL;
@@ -392,7 +346,7 @@ refresh_issue(struct redis_conn *conn, const struct refresh_params *p,
 	rc = FA_OK;
 out:
 	crypto_wipe(token, sizeof token);
-	refresh_free_reply(r);
+	redis_pool_reply_free(r);
 	free(key);
 	free(famkey);
 	free(subkey);
@@ -426,9 +380,9 @@ refresh_rotate(struct redis_conn *conn, const struct refresh_params *p,
 	snprintf(snow, sizeof snow, "%lld", (long long)now);
 	snprintf(sidle, sizeof sidle, "%ld", p->idle_s);
 	snprintf(sgrace, sizeof sgrace, "%ld", p->grace_s);
-	r = refresh_eval(conn, refresh_rotate_script, 2, 8, (const char *[]){ key, key2,
+	r = redis_conn_eval(conn, refresh_rotate_script, 2, 8, (const char *[]){ key, key2,
 	    prefix, client, snow, sidle, sgrace, hex2 });
-	if ((rc = refresh_reply_ok(r, "rotate")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "refresh", "rotate")) != FA_OK)
 		goto out;
 	if ((st = refresh_status(r)) < 0) {
 		rc = FA_UNAVAIL;
@@ -475,7 +429,7 @@ fail:
 	memset(out, 0, sizeof *out);
 out:
 	crypto_wipe(token2, sizeof token2);
-	refresh_free_reply(r);
+	redis_pool_reply_free(r);
 	free(key);
 	free(key2);
 	return rc;
@@ -499,9 +453,9 @@ refresh_revoke_grant(struct redis_conn *conn, const char *token, const char *cli
 	    refresh_key(conn, token, &key) != FA_OK)
 		return FA_NOTFOUND;
 	snprintf(snow, sizeof snow, "%lld", (long long)time(NULL));
-	r = refresh_eval(conn, refresh_revoke_script, 1, 4, (const char *[]){ key,
+	r = redis_conn_eval(conn, refresh_revoke_script, 1, 4, (const char *[]){ key,
 	    redis_conn_prefix(conn), client, snow });
-	if ((rc = refresh_reply_ok(r, "revoke")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "refresh", "revoke")) != FA_OK)
 		goto out;
 	if ((st = refresh_status(r)) < 0) {
 		rc = FA_UNAVAIL;
@@ -522,7 +476,7 @@ refresh_revoke_grant(struct redis_conn *conn, const char *token, const char *cli
 		*newly = v == 1;
 	rc = FA_OK;
 out:
-	refresh_free_reply(r);
+	redis_pool_reply_free(r);
 	free(key);
 	return rc;
 }
@@ -545,12 +499,12 @@ refresh_revoke_subject(struct redis_conn *conn, const char *sub)
 		return FA_ERR;
 	key = xasprintf("%srtfams:%s", prefix, sub);
 	snprintf(snow, sizeof snow, "%lld", (long long)time(NULL));
-	r = refresh_eval(conn, refresh_revoke_subject_script, 1, 3,
+	r = redis_conn_eval(conn, refresh_revoke_subject_script, 1, 3,
 	    (const char *[]){ key, prefix, snow });
-	if ((rc = refresh_reply_ok(r, "revoke subject")) == FA_OK &&
+	if ((rc = redis_pool_reply_ok(r, "refresh", "revoke subject")) == FA_OK &&
 	    r->type != REDIS_REPLY_INTEGER)
 		rc = FA_UNAVAIL;
-	refresh_free_reply(r);
+	redis_pool_reply_free(r);
 	free(key);
 	return rc;
 }
@@ -570,9 +524,9 @@ refresh_lookup(struct redis_conn *conn, const char *token, struct refresh_grant 
 	*active = 0;
 	if (refresh_key(conn, token, &key) != FA_OK)
 		return FA_NOTFOUND;
-	r = refresh_eval(conn, refresh_lookup_script, 1, 2,
+	r = redis_conn_eval(conn, refresh_lookup_script, 1, 2,
 	    (const char *[]){ key, redis_conn_prefix(conn) });
-	if ((rc = refresh_reply_ok(r, "lookup")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "refresh", "lookup")) != FA_OK)
 		goto out;
 	if ((st = refresh_status(r)) < 0) {
 		rc = FA_UNAVAIL;
@@ -608,7 +562,7 @@ refresh_lookup(struct redis_conn *conn, const char *token, struct refresh_grant 
 		out->exp = ttl >= 0 && now + ttl < out->abs ? now + (time_t)ttl : out->abs;
 	rc = FA_OK;
 out:
-	refresh_free_reply(r);
+	redis_pool_reply_free(r);
 	free(key);
 	return rc;
 }

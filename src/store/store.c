@@ -72,26 +72,6 @@ store_id_valid(const char *id)
 	return i > 0;
 }
 
-/* Map a missing or error reply to FA_UNAVAIL (fail closed); FA_OK otherwise. */
-static int
-store_reply_ok(struct redis_conn *conn, const redisReply *r, const char *what)
-{
-	if (r == NULL)
-		return FA_UNAVAIL;
-	if (r->type == REDIS_REPLY_ERROR) {
-		log_warn("store: %s: Redis answered: %.*s", what, (int)r->len, r->str);
-		return FA_UNAVAIL;
-	}
-	return FA_OK;
-}
-
-static void
-store_free_reply(redisReply *r)
-{
-	if (r != NULL)
-		freeReplyObject(r);
-}
-
 int
 store_grants_parse(const char *list, unsigned *grants, const char **bad)
 {
@@ -170,23 +150,6 @@ store_unhex(const char *s, size_t len, uint8_t *out, size_t n)
 	return FA_OK;
 }
 
-/* A non-negative decimal that fits in long long; FA_OK or FA_ERR. */
-static int
-store_number(const char *s, size_t len, long long *v)
-{
-	size_t i;
-
-	if (len == 0 || len > 18)
-		return FA_ERR;
-	*v = 0;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return FA_ERR;
-		*v = *v * 10 + (s[i] - '0');
-	}
-	return FA_OK;
-}
-
 /* Decode an HGETALL reply into out; FA_ERR (logged, naming the field) if corrupt. */
 static int
 store_client_parse(const char *id, const redisReply *r, struct store_client *out)
@@ -233,7 +196,7 @@ store_client_parse(const char *id, const redisReply *r, struct store_client *out
 			out->introspect = val->str[0] == '1';
 			seen |= F_INTROSPECT;
 		} else if (strcmp(k->str, "created") == 0) {
-			if (store_number(val->str, val->len, &v) != FA_OK)
+			if (redis_pool_decimal(val->str, val->len, &v) != FA_OK)
 				goto corrupt;
 			out->created = (time_t)v;
 			seen |= F_CREATED;
@@ -264,7 +227,7 @@ store_client_result(struct redis_conn *conn, const char *id, const redisReply *r
 {
 	int rc;
 
-	if ((rc = store_reply_ok(conn, r, "HGETALL client")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "store", "HGETALL client")) != FA_OK)
 		return rc;
 	if (r->type == REDIS_REPLY_ARRAY && r->elements == 0)
 		return FA_NOTFOUND;
@@ -281,7 +244,7 @@ store_client_get(struct redis_conn *conn, const char *id, struct store_client *o
 		return FA_NOTFOUND;
 	r = redis_conn_command(conn, "HGETALL %sclient:%s", redis_conn_prefix(conn), id);
 	rc = store_client_result(conn, id, r, out);
-	store_free_reply(r);
+	redis_pool_reply_free(r);
 	return rc;
 }
 
@@ -308,7 +271,7 @@ store_client_put(struct redis_conn *conn, const struct store_client *c, int repl
 	r = redis_conn_command(conn, "EVAL %s 2 %s %s %s %s %s %s %s %s %s %s",
 	    store_put_script, key, set, replace ? "1" : "0", c->id, hex, c->scope,
 	    grants, c->introspect ? "1" : "0", created, c->name);
-	if ((rc = store_reply_ok(conn, r, "put client")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "store", "put client")) != FA_OK)
 		goto out;
 	if (r->type != REDIS_REPLY_INTEGER) {
 		rc = FA_UNAVAIL;
@@ -317,7 +280,7 @@ store_client_put(struct redis_conn *conn, const struct store_client *c, int repl
 	rc = r->integer == 1 ? FA_OK : FA_ERR;	/* 0: exists and !replace */
 out:
 	explicit_bzero(hex, sizeof hex);
-	store_free_reply(r);
+	redis_pool_reply_free(r);
 	free(key);
 	free(set);
 	return rc;
@@ -334,13 +297,13 @@ store_client_del(struct redis_conn *conn, const char *id)
 		return FA_NOTFOUND;
 	r = redis_conn_command(conn, "EVAL %s 2 %sclient:%s %sclients %s",
 	    store_del_script, prefix, id, prefix, id);
-	if ((rc = store_reply_ok(conn, r, "delete client")) == FA_OK) {
+	if ((rc = redis_pool_reply_ok(r, "store", "delete client")) == FA_OK) {
 		if (r->type != REDIS_REPLY_INTEGER)
 			rc = FA_UNAVAIL;
 		else
 			rc = r->integer > 0 ? FA_OK : FA_NOTFOUND;
 	}
-	store_free_reply(r);
+	redis_pool_reply_free(r);
 	return rc;
 }
 
@@ -361,7 +324,7 @@ store_client_list(struct redis_conn *conn, char ***ids, int *n)
 	*ids = NULL;
 	*n = 0;
 	r = redis_conn_command(conn, "SMEMBERS %sclients", redis_conn_prefix(conn));
-	if ((rc = store_reply_ok(conn, r, "list clients")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "store", "list clients")) != FA_OK)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY) {
 		rc = FA_UNAVAIL;
@@ -382,7 +345,7 @@ store_client_list(struct redis_conn *conn, char ***ids, int *n)
 	*ids = v;
 	*n = (int)r->elements;
 out:
-	store_free_reply(r);
+	redis_pool_reply_free(r);
 	return rc;
 }
 
@@ -410,8 +373,8 @@ store_revoke_jti(struct redis_conn *conn, const uint8_t jti[TOKEN_JTI_LEN], long
 	crypto_hex(jti, TOKEN_JTI_LEN, hex);
 	r = redis_conn_command(conn, "SET %srevoked:%s 1 EX %ld",
 	    redis_conn_prefix(conn), hex, ttl);
-	rc = store_reply_ok(conn, r, "revoke");
-	store_free_reply(r);
+	rc = redis_pool_reply_ok(r, "store", "revoke");
+	redis_pool_reply_free(r);
 	return rc;
 }
 
@@ -421,7 +384,7 @@ store_revoked_result(struct redis_conn *conn, const redisReply *r)
 {
 	int rc;
 
-	if ((rc = store_reply_ok(conn, r, "EXISTS revoked")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "store", "EXISTS revoked")) != FA_OK)
 		return rc;
 	if (r->type != REDIS_REPLY_INTEGER)
 		return FA_UNAVAIL;
@@ -438,7 +401,7 @@ store_is_revoked(struct redis_conn *conn, const uint8_t jti[TOKEN_JTI_LEN])
 	crypto_hex(jti, TOKEN_JTI_LEN, hex);
 	r = redis_conn_command(conn, "EXISTS %srevoked:%s", redis_conn_prefix(conn), hex);
 	rc = store_revoked_result(conn, r);
-	store_free_reply(r);
+	redis_pool_reply_free(r);
 	return rc;
 }
 
@@ -502,8 +465,8 @@ store_client_and_revoked(struct redis_conn *conn, const char *id,
 	}
 	rc = FA_OK;
 out:
-	store_free_reply(rclient);
-	store_free_reply(rrevoked);
-	store_free_reply(rnbf);
+	redis_pool_reply_free(rclient);
+	redis_pool_reply_free(rrevoked);
+	redis_pool_reply_free(rnbf);
 	return rc;
 }

@@ -202,54 +202,6 @@ static const struct {
 
 #define USERS_NELEM(a)	(sizeof (a) / sizeof (a)[0])
 
-/* --------------------------------------------------------------- helpers */
-
-static void
-users_free_reply(redisReply *r)
-{
-	if (r != NULL)
-		freeReplyObject(r);
-}
-
-/* Map a missing or error reply to FA_UNAVAIL (fail closed); FA_OK otherwise. */
-static int
-users_reply_ok(const redisReply *r, const char *what)
-{
-	if (r == NULL)
-		return FA_UNAVAIL;
-	if (r->type == REDIS_REPLY_ERROR) {
-		log_warn("users: %s: Redis answered: %.*s", what, (int)r->len, r->str);
-		return FA_UNAVAIL;
-	}
-	return FA_OK;
-}
-
-/*
- * EVAL script with nkeys keys followed by the other arguments, all
- * NUL-terminated strings sent as binary-safe arguments. The reply or NULL.
- */
-static redisReply *
-users_eval(struct redis_conn *conn, const char *script, int nkeys, int argc,
-    const char *const *args)
-{
-	const char *argv[16];
-	size_t argvlen[16];
-	char nk[16];
-	int i;
-
-	if (argc + 3 > (int)USERS_NELEM(argv))
-		abort();	/* a programming error, not a runtime condition */
-	snprintf(nk, sizeof nk, "%d", nkeys);
-	argv[0] = "EVAL";
-	argv[1] = script;
-	argv[2] = nk;
-	for (i = 0; i < argc; i++)
-		argv[3 + i] = args[i];
-	for (i = 0; i < argc + 3; i++)
-		argvlen[i] = strlen(argv[i]);
-	return redis_conn_commandargv(conn, argc + 3, argv, argvlen);
-}
-
 /* Run a script expected to answer an integer: FA_OK and *v, or FA_UNAVAIL. */
 static int
 users_eval_int(struct redis_conn *conn, const char *what, const char *script,
@@ -258,14 +210,14 @@ users_eval_int(struct redis_conn *conn, const char *what, const char *script,
 	redisReply *r;
 	int rc;
 
-	r = users_eval(conn, script, nkeys, argc, args);
-	if ((rc = users_reply_ok(r, what)) == FA_OK) {
+	r = redis_conn_eval(conn, script, nkeys, argc, args);
+	if ((rc = redis_pool_reply_ok(r, "users", what)) == FA_OK) {
 		if (r->type == REDIS_REPLY_INTEGER)
 			*v = r->integer;
 		else
 			rc = FA_UNAVAIL;
 	}
-	users_free_reply(r);
+	redis_pool_reply_free(r);
 	return rc;
 }
 
@@ -330,23 +282,6 @@ users_phc_valid(const char *phc)
 	rc = password_phc_parse(phc, len, &parsed, NULL);
 	crypto_wipe(&parsed, sizeof parsed);
 	return rc == FA_OK;
-}
-
-/* A non-negative decimal of at most 18 digits; FA_OK or FA_ERR. */
-static int
-users_number(const char *s, size_t len, long long *v)
-{
-	size_t i;
-
-	if (len == 0 || len > 18)
-		return FA_ERR;
-	*v = 0;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return FA_ERR;
-		*v = *v * 10 + (s[i] - '0');
-	}
-	return FA_OK;
 }
 
 /*
@@ -630,12 +565,12 @@ users_parse(const struct users_ctx *ctx, const char *username, const redisReply 
 			out->locked = val->str[0] == '1';
 			seen |= F_LOCKED;
 		} else if (strcmp(k->str, "created") == 0) {
-			if (users_number(val->str, val->len, &v) != FA_OK)
+			if (redis_pool_decimal(val->str, val->len, &v) != FA_OK)
 				goto corrupt;
 			out->created = (time_t)v;
 			seen |= F_CREATED;
 		} else if (strcmp(k->str, "updated") == 0) {
-			if (users_number(val->str, val->len, &v) != FA_OK)
+			if (redis_pool_decimal(val->str, val->len, &v) != FA_OK)
 				goto corrupt;
 			out->updated = (time_t)v;
 		} else if (strcmp(k->str, "claims") == 0)
@@ -650,7 +585,7 @@ users_parse(const struct users_ctx *ctx, const char *username, const redisReply 
 		out->updated = out->created;
 	field = "not-before";
 	if (nbf->type == REDIS_REPLY_STRING && nbf->len > 0) {
-		if (users_number(nbf->str, nbf->len, &v) != FA_OK)
+		if (redis_pool_decimal(nbf->str, nbf->len, &v) != FA_OK)
 			goto corrupt;
 		out->not_before = (time_t)v;
 	} else if (nbf->type != REDIS_REPLY_STRING && nbf->type != REDIS_REPLY_NIL)
@@ -682,8 +617,8 @@ users_get(const struct users_ctx *ctx, const char *username, struct users_user *
 		return FA_NOTFOUND;
 	key = xasprintf("%suser:%s", prefix, username);
 	nbfp = xasprintf("%snbf:", prefix);
-	r = users_eval(ctx->conn, users_get_script, 1, 2, (const char *[]){ key, nbfp });
-	if ((rc = users_reply_ok(r, "get user")) != FA_OK)
+	r = redis_conn_eval(ctx->conn, users_get_script, 1, 2, (const char *[]){ key, nbfp });
+	if ((rc = redis_pool_reply_ok(r, "users", "get user")) != FA_OK)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY) {
 		rc = FA_UNAVAIL;
@@ -699,7 +634,7 @@ users_get(const struct users_ctx *ctx, const char *username, struct users_user *
 	}
 	rc = users_parse(ctx, username, r->element[0], r->element[1], out);
 out:
-	users_free_reply(r);
+	redis_pool_reply_free(r);
 	free(key);
 	free(nbfp);
 	return rc;
@@ -720,9 +655,9 @@ users_get_by_id(const struct users_ctx *ctx, const char *id, struct users_user *
 	uidkey = xasprintf("%suid:%s", prefix, id);
 	nbfkey = xasprintf("%snbf:%s", prefix, id);
 	userp = xasprintf("%suser:", prefix);
-	r = users_eval(ctx->conn, users_get_by_id_script, 2, 3,
+	r = redis_conn_eval(ctx->conn, users_get_by_id_script, 2, 3,
 	    (const char *[]){ uidkey, nbfkey, userp });
-	if ((rc = users_reply_ok(r, "get user by id")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "users", "get user by id")) != FA_OK)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY) {
 		rc = FA_UNAVAIL;
@@ -756,7 +691,7 @@ users_get_by_id(const struct users_ctx *ctx, const char *id, struct users_user *
 		rc = FA_ERR;
 	}
 out:
-	users_free_reply(r);
+	redis_pool_reply_free(r);
 	free(uidkey);
 	free(nbfkey);
 	free(userp);
@@ -890,9 +825,9 @@ users_set_claims(const struct users_ctx *ctx, const char *username,
 	 * one read, and a user re-created in between is simply read again.
 	 */
 	for (attempt = 0; attempt < USERS_ATTEMPTS; attempt++) {
-		users_free_reply(r);
+		redis_pool_reply_free(r);
 		r = redis_conn_command(ctx->conn, "HGET %s id", key);
-		if ((rc = users_reply_ok(r, "get user id")) != FA_OK)
+		if ((rc = redis_pool_reply_ok(r, "users", "get user id")) != FA_OK)
 			goto out;
 		if (r->type == REDIS_REPLY_NIL) {
 			rc = FA_NOTFOUND;
@@ -930,7 +865,7 @@ users_set_claims(const struct users_ctx *ctx, const char *username,
 		*cause = xstrdup("the user record keeps changing");
 	}
 out:
-	users_free_reply(r);
+	redis_pool_reply_free(r);
 	if (compact != NULL) {
 		crypto_wipe(compact, strlen(compact));
 		free(compact);
@@ -980,7 +915,7 @@ users_list(const struct users_ctx *ctx, char ***names, int *n)
 	*names = NULL;
 	*n = 0;
 	r = redis_conn_command(ctx->conn, "SMEMBERS %susers", redis_conn_prefix(ctx->conn));
-	if ((rc = users_reply_ok(r, "list users")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "users", "list users")) != FA_OK)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY) {
 		rc = FA_UNAVAIL;
@@ -1002,7 +937,7 @@ users_list(const struct users_ctx *ctx, char ***names, int *n)
 	*names = v;
 	*n = (int)r->elements;
 out:
-	users_free_reply(r);
+	redis_pool_reply_free(r);
 	return rc;
 }
 
@@ -1034,18 +969,18 @@ users_get_not_before(struct redis_conn *conn, const char *id, time_t *t)
 	if (!users_subject_valid(id))
 		return FA_OK;	/* no such subject can have one */
 	r = redis_conn_command(conn, "GET %snbf:%s", redis_conn_prefix(conn), id);
-	if ((rc = users_reply_ok(r, "get not-before")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "users", "get not-before")) != FA_OK)
 		goto out;
 	if (r->type == REDIS_REPLY_NIL)
 		goto out;
-	if (r->type != REDIS_REPLY_STRING || users_number(r->str, r->len, &v) != FA_OK) {
+	if (r->type != REDIS_REPLY_STRING || redis_pool_decimal(r->str, r->len, &v) != FA_OK) {
 		log_warn("users: not-before of %s is corrupt", id);
 		rc = FA_ERR;
 		goto out;
 	}
 	*t = (time_t)v;
 out:
-	users_free_reply(r);
+	redis_pool_reply_free(r);
 	return rc;
 }
 
@@ -1121,9 +1056,9 @@ users_login_check(struct redis_conn *conn, const struct users_throttle_params *p
 	snprintf(base, sizeof base, "%ld", p->delay_base_ms);
 	snprintf(cap, sizeof cap, "%ld", p->delay_max_ms > p->delay_base_ms ?
 	    p->delay_max_ms : p->delay_base_ms);
-	r = users_eval(conn, users_check_script, 4, 8, (const char *[]){ k.lock_u,
+	r = redis_conn_eval(conn, users_check_script, 4, 8, (const char *[]){ k.lock_u,
 	    k.fail_u, k.lock_a, k.fail_a, now, base, cap, k.has_addr ? "1" : "0" });
-	if ((rc = users_reply_ok(r, "login check")) != FA_OK)
+	if ((rc = redis_pool_reply_ok(r, "users", "login check")) != FA_OK)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -1134,7 +1069,7 @@ users_login_check(struct redis_conn *conn, const struct users_throttle_params *p
 	*locked = r->element[0]->integer != 0;
 	*delay_ms = (long)r->element[1]->integer;
 out:
-	users_free_reply(r);
+	redis_pool_reply_free(r);
 	users_tkeys_free(&k);
 	return rc;
 }
@@ -1178,8 +1113,8 @@ users_throttle_del(struct redis_conn *conn, const char *what, const char *k1,
 	int rc;
 
 	r = redis_conn_commandargv(conn, k2 != NULL ? 3 : 2, argv, argvlen);
-	rc = users_reply_ok(r, what);
-	users_free_reply(r);
+	rc = redis_pool_reply_ok(r, "users", what);
+	redis_pool_reply_free(r);
 	return rc;
 }
 

@@ -545,6 +545,27 @@ ctl_claims_from_args(int argc, char **argv)
 	return b.data;
 }
 
+/*
+ * Make every token of subject id inactive: a not-before one second ahead
+ * (token times are whole seconds, so a token issued earlier in this second
+ * must die too), its refresh families revoked, every cache told. Then wait
+ * for that second to pass, so a login that starts after the command returns
+ * is not caught by the not-before.
+ */
+static int
+ctl_revoke_subject(struct ctl *c, const char *id)
+{
+	time_t nbf = time(NULL) + 1;
+
+	if (users_set_not_before(c->conn, id, nbf) != FA_OK ||
+	    refresh_revoke_subject(c->conn, id) != FA_OK)
+		return FA_UNAVAIL;
+	ctl_announce(c, "subject", id);
+	while (time(NULL) < nbf)
+		usleep(20 * 1000);
+	return FA_OK;
+}
+
 static int
 ctl_user(struct ctl *c, int argc, char **argv)
 {
@@ -595,11 +616,9 @@ ctl_user(struct ctl *c, int argc, char **argv)
 		if (rc != FA_OK)
 			ctl_fatal("user passwd %s: %s", argv[1], ctl_user_error(rc));
 		/* A new password ends every session of the old one. */
-		if (users_set_not_before(c->conn, u.id, time(NULL) + 1) != FA_OK ||
-		    refresh_revoke_subject(c->conn, u.id) != FA_OK)
+		if (ctl_revoke_subject(c, u.id) != FA_OK)
 			ctl_fatal("user passwd %s: password changed, but revoking the "
 			    "old tokens failed: run user revoke-tokens", argv[1]);
-		ctl_announce(c, "subject", u.id);
 		audit_event(AUDIT_PASSWORD_CHANGED, AUDIT_INFO, NULL, NULL, argv[1],
 		    AUDIT_FIELDS({ "actor", "fastauthctl" }));
 		fprintf(stderr, "password of '%s' changed; its tokens are revoked\n", argv[1]);
@@ -630,19 +649,15 @@ ctl_user(struct ctl *c, int argc, char **argv)
 		if ((rc = users_get(&uc, argv[1], &u)) != FA_OK ||
 		    (rc = users_remove(&uc, argv[1])) != FA_OK)
 			ctl_fatal("user remove %s: %s", argv[1], ctl_user_error(rc));
-		if (refresh_revoke_subject(c->conn, u.id) != FA_OK)
+		if (ctl_revoke_subject(c, u.id) != FA_OK)
 			ctl_fatal("user remove %s: removed, but revoking its refresh "
 			    "tokens failed", argv[1]);
-		ctl_announce(c, "subject", u.id);
 		fprintf(stderr, "removed user '%s'; its tokens are revoked\n", argv[1]);
 	} else if (strcmp(argv[0], "revoke-tokens") == 0) {
 		if ((rc = users_get(&uc, argv[1], &u)) != FA_OK)
 			ctl_fatal("user revoke-tokens %s: %s", argv[1], ctl_user_error(rc));
-		/* +1: a token issued in this very second is revoked too. */
-		if (users_set_not_before(c->conn, u.id, time(NULL) + 1) != FA_OK ||
-		    refresh_revoke_subject(c->conn, u.id) != FA_OK)
+		if (ctl_revoke_subject(c, u.id) != FA_OK)
 			ctl_fatal("user revoke-tokens %s: Redis unreachable or erroring", argv[1]);
-		ctl_announce(c, "subject", u.id);
 		audit_event(AUDIT_USER_TOKENS_REVOKED, AUDIT_WARNING, NULL, NULL, argv[1],
 		    AUDIT_FIELDS({ "actor", "fastauthctl" }));
 		fprintf(stderr, "every token of '%s' is now inactive\n", argv[1]);

@@ -26,6 +26,7 @@
 #include "http/request.h"
 #include "store/refresh.h"
 #include "store/store.h"
+#include "store/users.h"
 
 static const char ep_introspect_inactive[] = "{\"active\":false}";
 
@@ -56,10 +57,17 @@ ep_introspect_active(struct service_thread *t, const struct token_claims *c,
 	response_json(resp, 200, b->data, b->len);
 }
 
-/* A refresh token: active with its grant, or inactive. FA_OK or FA_UNAVAIL. */
+/*
+ * A refresh token: active with its grant, or inactive. It is active only if
+ * the refresh grant would honour it: the family is live and its user still
+ * exists, is not locked, and has no not-before after the login.
+ * FA_OK or FA_UNAVAIL.
+ */
 static int
 ep_introspect_refresh(struct service_thread *t, const char *tok, struct response *resp)
 {
+	struct users_ctx uc = { t->redis, t->crypto, t->svc->user_key };
+	struct users_user user;
 	struct refresh_grant g;
 	struct buf *b = &t->scratch;
 	int active = 0, rc, first = 1;
@@ -67,6 +75,17 @@ ep_introspect_refresh(struct service_thread *t, const char *tok, struct response
 	rc = refresh_lookup(t->redis, tok, &g, &active);
 	if (rc == FA_UNAVAIL)
 		return FA_UNAVAIL;
+	if (rc == FA_OK && active) {
+		memset(&user, 0, sizeof user);
+		rc = users_get_by_id(&uc, g.sub, &user);
+		if (rc == FA_UNAVAIL || rc == FA_ERR) {
+			users_user_clear(&user);
+			return FA_UNAVAIL;
+		}
+		active = rc == FA_OK && !user.locked && g.auth_time >= user.not_before;
+		users_user_clear(&user);
+		rc = FA_OK;
+	}
 	if (rc != FA_OK || !active) {
 		oauth_nostore(resp);
 		response_json(resp, 200, ep_introspect_inactive,

@@ -286,6 +286,8 @@ ctl_client_add(struct ctl *c, int argc, char **argv)
 	printf("%s\n", secret);
 	fflush(stdout);
 	crypto_wipe(secret, sizeof secret);
+	/* A request just before may have cached "no such client". */
+	ctl_announce(c, "client", id);
 	return 0;
 }
 

@@ -67,6 +67,12 @@ static pthread_key_t		 password_key;	/* destructor releases the pool */
 static __thread struct password_pool *password_tls;
 static atomic_ulong		 password_live_pools;
 static atomic_size_t		 password_live_bytes;
+/*
+ * Most pools the process keeps (0 = no limit). Threads beyond it hash in
+ * one-shot mappings: pools would otherwise add up to threads x m, while the
+ * host's admission limit means only that many hashes can run at once.
+ */
+static atomic_ulong		 password_pool_max;
 
 static pthread_mutex_t		 password_dummy_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -188,6 +194,7 @@ static int
 password_pool_grow(struct password_pool *pool, size_t bytes)
 {
 	size_t len = password_page_round(bytes);
+	unsigned long max = atomic_load(&password_pool_max), live;
 
 	if (pool->mem != NULL) {
 		password_unmap(pool->mem, pool->cap);
@@ -196,13 +203,26 @@ password_pool_grow(struct password_pool *pool, size_t bytes)
 		pool->mem = NULL;
 		pool->cap = 0;
 	}
-	if ((pool->mem = password_map(len)) == NULL)
+	/* Claim a place under the process's limit before mapping. */
+	live = atomic_load(&password_live_pools);
+	do {
+		if (max != 0 && live >= max)
+			return FA_LIMIT;
+	} while (!atomic_compare_exchange_weak(&password_live_pools, &live, live + 1));
+	if ((pool->mem = password_map(len)) == NULL) {
+		atomic_fetch_sub(&password_live_pools, 1);
 		return FA_ERR;
+	}
 	pool->cap = len;
 	pool->maps++;
-	atomic_fetch_add(&password_live_pools, 1);
 	atomic_fetch_add(&password_live_bytes, len);
 	return FA_OK;
+}
+
+void
+password_pool_limit(unsigned long max)
+{
+	atomic_store(&password_pool_max, max);
 }
 
 /*
@@ -214,12 +234,14 @@ static int
 password_alloc_cb(uint8_t **memory, size_t bytes)
 {
 	struct password_pool *pool = password_pool_get();
+	int rc;
 
 	*memory = NULL;
 	if (!pool->busy && bytes <= pool->cap) {
 		pool->reuses++;
-	} else if (!pool->busy && bytes <= pool->keep) {
-		if (password_pool_grow(pool, bytes) != FA_OK)
+	} else if (!pool->busy && bytes <= pool->keep &&
+	    (rc = password_pool_grow(pool, bytes)) != FA_LIMIT) {
+		if (rc != FA_OK)
 			return ARGON2_MEMORY_ALLOCATION_ERROR;
 	} else {
 		pool->oneshots++;
@@ -257,7 +279,8 @@ password_thread_prepare(const struct password_params *pp)
 	pool->keep = bytes;
 	if (pool->cap >= bytes)
 		return FA_OK;
-	return password_pool_grow(pool, bytes);
+	/* Over the process's pool limit this thread just hashes one-shot. */
+	return password_pool_grow(pool, bytes) == FA_ERR ? FA_ERR : FA_OK;
 }
 
 void

@@ -134,5 +134,11 @@ int	password_thread_prepare(const struct password_params *);
 /* Wipe and unmap the calling thread's pool; the next hash maps a new one. */
 void	password_thread_release(void);
 void	password_pool_stats(struct password_pool_stats *);
+/*
+ * Keep at most max pools in the process (0 = one per hashing thread, the
+ * default). Set it to the host's admission limit: no more hashes than that
+ * run at once, so more pools would only hold memory.
+ */
+void	password_pool_limit(unsigned long max);
 
 #endif

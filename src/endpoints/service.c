@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "crypto/keyring.h"
+#include "crypto/password.h"
 #include "endpoints/ep_discovery.h"
 #include "endpoints/service.h"
 #include "endpoints/limits.h"
@@ -75,6 +76,8 @@ service_attach_shm(struct service *svc, char **cause)
 			limit = 1;
 	}
 	svc->admission = admission_new(shm_admission(svc->shm), (int)limit);
+	/* No more hashes than that run at once: keep no more Argon2 pools. */
+	password_pool_limit((unsigned long)limit);
 	return FA_OK;
 }
 

@@ -10,14 +10,22 @@
 # user remove; the re-hash on login; claims encrypted at rest and bound to
 # their user; the audit log (valid JSON, no secrets); discovery.
 #
-# A second lighttpd (same Redis, same instance) runs a configuration with
+# A second lighttpd with its own fastauth instance (its own shared memory
+# and L1 cache: another host, sharing only Redis) runs a configuration with
 # refresh_token_grace 5, a 2 s access-token lifetime, a 1.5 s progressive
-# delay and a per-address limit, for the parts that need them.
+# delay and a per-address limit, for the parts that need them; revocations
+# made through the first host are checked on it too.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
 require "$REDIS_SERVER" "$REDIS_CLI" "$LIGHTTPD" curl python3
 require_fastauth
+
+# The second host's shared-memory segment is ours to remove too (lib.sh
+# removes $FA_INSTANCE's), after the servers have stopped.
+FA_INSTANCE2=$(printf '%s' "$FA_INSTANCE" | cut -c1-29)-h2
+fa_rc=0
+trap 'fa_rc=$?; trap - ERR; fa_stop_all; rm -f "/dev/shm/fastauth.$FA_INSTANCE2"; (exit $fa_rc); fa_on_exit' EXIT
 
 start_redis
 HTTP_PORT=$(free_port)
@@ -32,7 +40,7 @@ write_fastauth_conf "$FA_CONF" "$BASE" \
     "password_max_length $MAXPW" \
     "login_max_failures 3" "login_failure_window 300" "login_lock_seconds 60" \
     "login_delay_base_ms 0" "login_delay_max_ms 0" \
-    "login_max_failures_per_address 1000" \
+    "login_max_failures_per_address 1000" "ratelimit_login off" \
     "refresh_token_grace 0" \
     "audit_log $AUDIT"
 
@@ -40,9 +48,28 @@ rcli() {
 	"$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" "$@"
 }
 
-# enc TEXT: application/x-www-form-urlencoded form of TEXT.
+# enc TEXT: application/x-www-form-urlencoded form of TEXT (bytes other
+# than unreserved ones as %XX).  In bash: it runs for every request.
 enc() {
-	python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"
+	local LC_ALL=C s=$1 out="" c h i
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		case $c in
+		[A-Za-z0-9._~-]) out+=$c ;;
+		*)	printf -v h '%%%02X' "'$c"
+			out+=$h ;;
+		esac
+	done
+	printf '%s\n' "$out"
+}
+
+# jstr FIELD: a string field of the last JSON body, "" when absent (for the
+# tokens, whose characters need no JSON escaping; no python per request).
+jstr() {
+	local re="\"$1\":\"([^\"\\\\]*)\""
+	if [[ $HTTP_BODY =~ $re ]]; then
+		printf '%s\n' "${BASH_REMATCH[1]}"
+	fi
 }
 
 # Everything secret the test handles: none of it may reach the audit log.
@@ -57,10 +84,7 @@ login() {
 	fi
 	post_form "${6:-$TOKEN_URL}" "$body" -u "$1:$2"
 	if [ "$HTTP_STATUS" = 200 ]; then
-		SECRETS+=("$(json_field access_token || true)")
-		if json_field refresh_token >/dev/null 2>&1; then
-			SECRETS+=("$(json_field refresh_token)")
-		fi
+		SECRETS+=("$(jstr access_token)" "$(jstr refresh_token)")
 	fi
 }
 
@@ -73,8 +97,8 @@ login_ok() {
 	AT=""
 	RT=""
 	if [ "$HTTP_STATUS" = 200 ]; then
-		AT=$(json_field access_token || true)
-		RT=$(json_field refresh_token || true)
+		AT=$(jstr access_token)
+		RT=$(jstr refresh_token)
 		pass "$desc"
 	else
 		fa_fail_http "$desc" "expected 200 with tokens"
@@ -83,14 +107,14 @@ login_ok() {
 
 # refresh CLIENT SECRET REFRESH_TOKEN [SCOPE] [URL]
 refresh() {
-	local body="grant_type=refresh_token&refresh_token=$(enc "$3")"
+	local body
+	body="grant_type=refresh_token&refresh_token=$(enc "$3")"
 	if [ -n "${4:-}" ]; then
 		body="$body&scope=$(enc "$4")"
 	fi
 	post_form "${5:-$TOKEN_URL}" "$body" -u "$1:$2"
 	if [ "$HTTP_STATUS" = 200 ]; then
-		SECRETS+=("$(json_field access_token || true)")
-		SECRETS+=("$(json_field refresh_token || true)")
+		SECRETS+=("$(jstr access_token)" "$(jstr refresh_token)")
 	fi
 }
 
@@ -196,7 +220,7 @@ if [ "$ALICE_ID" != "$BOB_ID" ] && [ "$BOB_ID" != "$CAROL_ID" ]; then
 else
 	fail "distinct subject ids" "alice $ALICE_ID bob $BOB_ID carol $CAROL_ID"
 fi
-: "$DAVE_ID $ERIN_ID $GINA_ID $HANK_ID"
+: "$DAVE_ID $ERIN_ID $FRANK_ID $GINA_ID $HANK_ID"
 
 run_ctl user add alice
 if [ "$CTL_RC" != 0 ]; then
@@ -245,18 +269,18 @@ make_lighttpd_conf "$T/lighttpd.conf" "$HTTP_PORT" "$T/fastauth-spawn.conf"
 start_lighttpd "$T/lighttpd.conf" "$HTTP_PORT"
 wait_ready "$BASE"
 
-# The second server: grace, short access tokens, progressive delay, a
-# per-address limit.
+# The second server ("host 2", its own instance): grace, short access
+# tokens, progressive delay, a per-address limit.
 HTTP_PORT2=$(free_port)
 BASE2=http://127.0.0.1:$HTTP_PORT2/auth
 TOKEN_URL2=$BASE2/oauth2/token
 FA_CONF2=$T/fastauth-grace.conf
-FA_TTL=2 write_fastauth_conf "$FA_CONF2" "$BASE2" \
+FA_INSTANCE=$FA_INSTANCE2 FA_TTL=2 write_fastauth_conf "$FA_CONF2" "$BASE2" \
     "argon2_memory_kib 1024" "argon2_iterations 1" "argon2_parallelism 1" \
     "password_max_length $MAXPW" \
     "login_max_failures 3" "login_failure_window 300" "login_lock_seconds 60" \
     "login_delay_base_ms 1500" "login_delay_max_ms 1500" \
-    "login_max_failures_per_address 20" \
+    "login_max_failures_per_address 20" "ratelimit_login off" \
     "refresh_token_grace 5" \
     "audit_log $AUDIT"
 mkdir -p "$T/run2"
@@ -361,6 +385,8 @@ EOF
 userinfo "$tampered"
 assert_status 401 "userinfo with a tampered token -> 401"
 assert_header WWW-Authenticate 'error="invalid_token"'
+http GET "$UI_URL" -H "Authorization: bearer $AT_ALICE_FULL"
+assert_status 200 "userinfo with the scheme in lower case (bearer) -> 200"
 http GET "$UI_URL" -u "web:$SW"
 assert_status 401 "userinfo with Basic credentials -> 401"
 assert_header WWW-Authenticate '^Bearer'
@@ -375,17 +401,26 @@ assert_status 200 "POST userinfo with the access_token form field -> 200"
 assert_json_field sub "$ALICE_ID" "POST userinfo: alice's sub"
 post_form "$UI_URL" "access_token=$(enc "$AT_ALICE_FULL")" -H "Authorization: Bearer $AT_ALICE_FULL"
 assert_error 400 invalid_request "userinfo with the token in the header and the body -> 400 invalid_request"
-http POST "$UI_URL" -H "Authorization: Bearer $AT_ALICE_FULL"
-assert_status 200 "POST userinfo with the bearer header, no body -> 200"
+http POST "$UI_URL" -H "Authorization: Bearer $AT_ALICE_FULL" -H 'Content-Length: 0'
+assert_status 200 "POST userinfo with the bearer header and an empty body -> 200"
 http PUT "$UI_URL" -H "Authorization: Bearer $AT_ALICE_FULL"
 assert_status 405 "PUT userinfo -> 405"
 
 login_ok "alice logs in for revocation" web "$SW" alice "$PW_ALICE" openid
+# Host 2 looks at the token first (its cache now says "not revoked").
+introspect "$BASE2" "$AT"
+assert_json_field active true "host 2: alice's access token introspects active"
+userinfo "$AT" "$BASE2/oauth2/userinfo"
+assert_status 200 "host 2: userinfo with alice's access token -> 200"
 post_form "$BASE/oauth2/revoke" "token=$(enc "$AT")" -u "web:$SW"
 assert_status 200 "revoke alice's access token -> 200"
 userinfo "$AT"
 assert_status 401 "userinfo with a revoked access token -> 401"
 assert_header WWW-Authenticate 'error="invalid_token"'
+introspect "$BASE2" "$AT"
+assert_json_equals '{"active":false}' "host 2: the token revoked through host 1 introspects inactive at once"
+userinfo "$AT" "$BASE2/oauth2/userinfo"
+assert_status 401 "host 2: userinfo with the token revoked through host 1 -> 401"
 
 # --- refresh: rotation and reuse ------------------------------------------------
 login_ok "alice logs in (refresh flow)" web "$SW" alice "$PW_ALICE" "openid profile email"
@@ -393,8 +428,8 @@ RT1=$RT
 refresh web "$SW" "$RT1"
 assert_status 200 "refresh -> 200"
 assert_header Cache-Control 'no-store'
-AT2=$(json_field access_token || true)
-RT2=$(json_field refresh_token || true)
+AT2=$(jstr access_token)
+RT2=$(jstr refresh_token)
 assert_json_field scope "openid profile email" "refresh keeps the scope"
 if [ -n "$RT2" ] && [ "$RT2" != "$RT1" ]; then
 	pass "refresh rotates: a new refresh token"
@@ -417,7 +452,7 @@ refresh web2 "$SW2" "$RT2"
 assert_error 400 invalid_grant "another client presents web's refresh token -> 400 invalid_grant"
 refresh web "$SW" "$RT2"
 assert_status 200 "web's refresh token still works after another client tried it"
-RT3=$(json_field refresh_token || true)
+RT3=$(jstr refresh_token)
 
 audit_before=$(grep -c . "$AUDIT" 2>/dev/null || true)
 refresh web "$SW" "$RT1"
@@ -442,10 +477,10 @@ fi
 login_ok "alice logs in (replay after two rotations)" web "$SW" alice "$PW_ALICE" openid
 R1=$RT
 refresh web "$SW" "$R1"
-R2=$(json_field refresh_token || true)
+R2=$(jstr refresh_token)
 refresh web "$SW" "$R2"
 assert_status 200 "second rotation -> 200"
-R3=$(json_field refresh_token || true)
+R3=$(jstr refresh_token)
 refresh web "$SW" "$R2"
 assert_error 400 invalid_grant "replay of the previous token -> 400 invalid_grant"
 refresh web "$SW" "$R3"
@@ -456,14 +491,14 @@ login_ok "alice logs in (scope narrowing)" web "$SW" alice "$PW_ALICE" "openid p
 refresh web "$SW" "$RT" openid
 assert_status 200 "refresh narrowing to openid -> 200"
 assert_json_field scope openid "narrowed scope granted"
-N_AT=$(json_field access_token || true)
-N_RT=$(json_field refresh_token || true)
+N_AT=$(jstr access_token)
+N_RT=$(jstr refresh_token)
 userinfo "$N_AT"
 assert_json_equals "{\"sub\":\"$ALICE_ID\"}" "narrowed token: userinfo gives only sub"
 refresh web "$SW" "$N_RT" "openid email"
 assert_status 200 "next refresh asks for openid email (within the original grant) -> 200"
 assert_json_field scope "openid email"
-N_RT=$(json_field refresh_token || true)
+N_RT=$(jstr refresh_token)
 refresh web "$SW" "$N_RT" "openid profile email address"
 assert_error 400 invalid_scope "refresh asking for more than the grant -> 400 invalid_scope"
 refresh web "$SW" "$N_RT"
@@ -508,6 +543,23 @@ pw=$(head -c $((MAXPW + 1)) /dev/zero | tr '\0' x)
 login web "$SW" bob "$pw" openid
 assert_status 400 "a password one byte over password_max_length -> 400"
 assert_json_field_match error '^invalid_request$' "too long: invalid_request"
+post_form "$TOKEN_URL" "grant_type=password&username=bob&password=$(enc "$PW_BOB")%00x" -u "web:$SW"
+if [ "$HTTP_STATUS" = 400 ]; then
+	pass "bob's password followed by an encoded NUL and more -> 400 (not a login)"
+else
+	fa_fail_http "bob's password followed by an encoded NUL and more -> 400 (not a login)"
+fi
+post_form "$TOKEN_URL" "grant_type=password&username=bob%00x&password=$(enc "$PW_BOB")" -u "web:$SW"
+if [ "$HTTP_STATUS" = 400 ]; then
+	pass "username bob followed by an encoded NUL -> 400 (not a login)"
+else
+	fa_fail_http "username bob followed by an encoded NUL -> 400 (not a login)"
+fi
+login web "$SW" Bob "$PW_BOB" openid
+assert_bad_login "usernames are case-sensitive: Bob is unknown"
+# A username made to forge an audit line: it must stay inside its JSON string.
+login web "$SW" $'evil"}\n{"type":"account_unlocked","username":"carol' "$PW_WRONG" openid
+assert_bad_login "a username with a quote and a newline"
 pw=$(head -c 4000 /dev/zero | tr '\0' x)
 login web "$SW" bob "$pw" openid
 assert_error 400 invalid_request "a 4000-byte password -> 400 invalid_request"
@@ -528,9 +580,13 @@ else
 	fail "audit log: account_locked for carol" "$(tail -n 5 "$AUDIT" 2>/dev/null)"
 fi
 ctl_ok "fastauthctl user unlock carol" user unlock carol
+ctl_ok "set-claims carol (then removed with {})" user set-claims carol email=carol@example.com
+ctl_ok "set-claims carol --json {}" user set-claims carol --json '{}'
+run_ctl user show carol
+assert_match "$CTL_OUT" 'claims: +\{\}' "user show carol: no claims"
 login_ok "carol unlocked: the right password logs in" web "$SW" carol "$PW_CAROL" openid
 userinfo "$AT"
-assert_json_field sub "$CAROL_ID" "carol's userinfo after unlock"
+assert_json_equals "{\"sub\":\"$CAROL_ID\"}" "carol's userinfo after unlock: sub only (claims removed)"
 # A success clears the username's count: two failures do not lock.
 login web "$SW" carol "$PW_WRONG" openid
 login web "$SW" carol "$PW_WRONG" openid
@@ -547,10 +603,16 @@ login web "$SW" dave "$PW_DAVE" openid
 assert_bad_login "dave locked by an administrator: the right password is refused"
 userinfo "$D_AT"
 assert_status 401 "dave locked: userinfo with his token -> 401"
+userinfo "$D_AT" "$BASE2/oauth2/userinfo"
+assert_status 401 "dave locked: userinfo on host 2 -> 401"
 assert_header WWW-Authenticate 'error="invalid_token"'
 introspect "$BASE" "$D_AT"
 if [ "$(json_field active || true)" = true ]; then
 	note "dave locked: his access token still introspects active (only userinfo and refresh check the lock)"
+fi
+introspect "$BASE" "$D_RT"
+if [ "$(json_field active || true)" = true ]; then
+	note "dave locked: his refresh token still introspects active (the refresh grant refuses it)"
 fi
 refresh web "$SW" "$D_RT"
 assert_error 400 invalid_grant "dave locked: refresh -> 400 invalid_grant"
@@ -573,9 +635,9 @@ introspect "$BASE" "$V_RT"
 assert_json_field active true "a refresh token stays active when another client tried to revoke it"
 refresh web "$SW" "$V_RT"
 assert_status 200 "refresh (after another client's revoke attempt) -> 200"
-V_RT2=$(json_field refresh_token || true)
-post_form "$BASE/oauth2/revoke" "token=$(enc "$V_RT2")&token_type_hint=refresh_token" -u "web:$SW"
-assert_status 200 "revoke the refresh token -> 200"
+V_RT2=$(jstr refresh_token)
+post_form "$BASE/oauth2/revoke" "token=$(enc "$V_RT2")&token_type_hint=access_token" -u "web:$SW"
+assert_status 200 "revoke the refresh token (with a wrong token_type_hint) -> 200"
 introspect "$BASE" "$V_RT2"
 assert_json_equals '{"active":false}' "revoked refresh token introspects inactive"
 refresh web "$SW" "$V_RT2"
@@ -592,7 +654,15 @@ F_AT2=$AT
 F_RT2=$RT
 introspect "$BASE" "$F_AT1"
 assert_json_field active true "frank's token active before revoke-tokens"
+introspect "$BASE2" "$F_AT1"
+assert_json_field active true "host 2: frank's token active before revoke-tokens"
+userinfo "$F_AT2" "$BASE2/oauth2/userinfo"
+assert_status 200 "host 2: userinfo with frank's token before revoke-tokens -> 200"
 ctl_ok "fastauthctl user revoke-tokens frank" user revoke-tokens frank
+introspect "$BASE2" "$F_AT1"
+assert_json_equals '{"active":false}' "host 2: after revoke-tokens frank's access token introspects inactive at once"
+userinfo "$F_AT2" "$BASE2/oauth2/userinfo"
+assert_status 401 "host 2: after revoke-tokens userinfo -> 401"
 for t in "$F_AT1" "$F_AT2"; do
 	introspect "$BASE" "$t"
 	assert_json_equals '{"active":false}' "after revoke-tokens: frank's access token introspects inactive"
@@ -612,20 +682,27 @@ login_ok "frank logs in again a second later" web "$SW" frank "$PW_FRANK" openid
 userinfo "$AT"
 assert_status 200 "frank's new token works"
 
-# A login in the same wall-clock second as revoke-tokens: the user did
-# nothing wrong, the new tokens must work.
+# A login in the same wall-clock second as revoke-tokens (the not-before is
+# whole seconds): the user did nothing wrong, the new tokens must work --
+# checked a second later, when the clock has moved on.
 at_second_start
 ctl_ok "fastauthctl user revoke-tokens frank (at the start of a second)" user revoke-tokens frank
 login_ok "frank logs in right after revoke-tokens" web "$SW" frank "$PW_FRANK" openid
 F_AT3=$AT
 F_RT3=$RT
-userinfo "$F_AT3"
-assert_status 200 "a login in the same second as revoke-tokens: its access token works"
-refresh web "$SW" "$F_RT3"
-assert_status 200 "a login in the same second as revoke-tokens: its refresh token works"
 sleep 1.1
-refresh web "$SW" "$(json_field refresh_token 2>/dev/null || echo "$F_RT3")"
-assert_status 200 "... and still works a second later"
+userinfo "$F_AT3"
+assert_status 200 "a login in the same second as revoke-tokens: its access token works (a second later)"
+introspect "$BASE" "$F_AT3"
+assert_json_field active true "a login in the same second as revoke-tokens: its access token introspects active"
+introspect "$BASE" "$F_RT3"
+F_RT3_ACTIVE=$(json_field active || true)
+refresh web "$SW" "$F_RT3"
+assert_status 200 "a login in the same second as revoke-tokens: its refresh token works (a second later)"
+if [ "$HTTP_STATUS" != 200 ] && [ "$F_RT3_ACTIVE" = true ]; then
+	fail "refresh token introspection agrees with the refresh grant" \
+	    "introspection said active:true just before the refresh grant refused it"
+fi
 
 # --- user passwd ----------------------------------------------------------------------
 login_ok "erin logs in (old password)" web "$SW" erin "$PW_ERIN" openid
@@ -641,13 +718,18 @@ userinfo "$E_AT"
 assert_status 401 "after passwd: userinfo with the old token -> 401"
 refresh web "$SW" "$E_RT"
 assert_error 400 invalid_grant "after passwd: the old refresh token -> 400 invalid_grant"
+sleep 1.1
 login_ok "erin's new password logs in" web "$SW" erin "$PW_ERIN2" openid
 userinfo "$AT"
-assert_status 200 "a login with the new password right after passwd: its token works"
+assert_status 200 "the new password's token works"
+# The same second as passwd (see revoke-tokens above).
+at_second_start
+out=$(printf '%s\n' "$PW_ERIN" | ctl user passwd erin 2>&1) && rc=0 || rc=$?
+assert_eq "$rc" 0 "fastauthctl user passwd erin back (at the start of a second)"
+login_ok "erin logs in right after passwd" web "$SW" erin "$PW_ERIN" openid
 sleep 1.1
-login_ok "erin's new password logs in a second later" web "$SW" erin "$PW_ERIN2" openid
 userinfo "$AT"
-assert_status 200 "a second after passwd: the new token works"
+assert_status 200 "a login in the same second as passwd: its access token works (a second later)"
 
 # --- user remove ------------------------------------------------------------------
 login_ok "gina logs in" web "$SW" gina "$PW_GINA" openid
@@ -668,6 +750,20 @@ if [ "$CTL_RC" != 0 ]; then
 else
 	fail "user show of a removed user fails" "$CTL_OUT"
 fi
+sleep 1.1	# past the not-before user remove sets (now + 1)
+GINA2_ID=$(add_user gina "$PW_GINA")
+if [ "$GINA2_ID" != "$GINA_ID" ]; then
+	pass "gina re-created gets a new subject id"
+else
+	fail "gina re-created gets a new subject id" "$GINA2_ID"
+fi
+userinfo "$G_AT"
+assert_status 401 "the removed gina's old token stays dead after a new gina is created"
+refresh web "$SW" "$G_RT"
+assert_error 400 invalid_grant "the removed gina's old refresh token stays dead"
+login_ok "the new gina logs in" web "$SW" gina "$PW_GINA" openid
+userinfo "$AT"
+assert_json_equals "{\"sub\":\"$GINA2_ID\"}" "the new gina's userinfo: her new subject, no claims"
 
 # --- re-hash on login ------------------------------------------------------------------
 # A hash made with other parameters (t=2) is replaced at the next good login.
@@ -676,8 +772,10 @@ sed 's/^argon2_iterations 1$/argon2_iterations 2/' "$FA_CONF" > "$OLD_CONF"
 printf 'ivan-passw0rd\n' | "$FASTAUTHCTL" -c "$OLD_CONF" user add ivan >/dev/null 2>"$T/ctl.err" ||
     fail "user add ivan (t=2)" "$(cat "$T/ctl.err")"
 SECRETS+=(ivan-passw0rd)
+# shellcheck disable=SC2016
 assert_match "$(rcli HGET "${PFX}user:ivan" pw)" '^\$argon2id\$v=19\$m=1024,t=2,p=1\$' "ivan's hash made with t=2"
 login_ok "ivan logs in (server at t=1)" web "$SW" ivan ivan-passw0rd openid
+# shellcheck disable=SC2016
 assert_match "$(rcli HGET "${PFX}user:ivan" pw)" '^\$argon2id\$v=19\$m=1024,t=1,p=1\$' "ivan's hash re-made with t=1 after the login"
 login_ok "ivan logs in with the re-hashed password" web "$SW" ivan ivan-passw0rd openid
 
@@ -755,10 +853,10 @@ login_ok "alice logs in on the grace server" web "$SW" alice "$PW_ALICE" openid 
 G1=$RT
 refresh web "$SW" "$G1" "" "$TOKEN_URL2"
 assert_status 200 "grace: first refresh -> 200"
-G2=$(json_field refresh_token || true)
+G2=$(jstr refresh_token)
 refresh web "$SW" "$G1" "" "$TOKEN_URL2"
 assert_status 200 "grace: the rotated token once more within refresh_token_grace -> 200"
-G2b=$(json_field refresh_token || true)
+G2b=$(jstr refresh_token)
 if [ -n "$G2b" ] && [ "$G2b" != "$G2" ]; then
 	pass "grace: the repeat gets its own new refresh token"
 else
@@ -776,14 +874,51 @@ assert_error 400 invalid_grant "grace: after the second repeat the family is rev
 login_ok "alice logs in on the grace server (successor used)" web "$SW" alice "$PW_ALICE" openid "$TOKEN_URL2"
 H1=$RT
 refresh web "$SW" "$H1" "" "$TOKEN_URL2"
-H2=$(json_field refresh_token || true)
+H2=$(jstr refresh_token)
 refresh web "$SW" "$H2" "" "$TOKEN_URL2"
 assert_status 200 "grace: the successor is used"
-H3=$(json_field refresh_token || true)
+H3=$(jstr refresh_token)
 refresh web "$SW" "$H1" "" "$TOKEN_URL2"
 assert_error 400 invalid_grant "grace: a repeat after the successor was used -> 400 invalid_grant"
 refresh web "$SW" "$H3" "" "$TOKEN_URL2"
 assert_error 400 invalid_grant "... and the family is revoked"
+
+# Two refreshes with the same token at once (a client racing itself): with
+# the grace both get a new token; without it (the main server) the rotation
+# is atomic, so exactly one wins and the other is a reuse that kills the
+# family.
+# par_refresh URL RT: two concurrent refreshes; sets PAR_CODES ("200 400"...)
+# and PAR_RTS (the refresh tokens issued).
+par_refresh() {
+	local i body pids=()
+	body="grant_type=refresh_token&refresh_token=$(enc "$2")"
+	for i in 1 2; do
+		curl -sS --max-time 15 -o "$T/par.$i.body" -w '%{http_code}\n' -u "web:$SW" \
+		    -H 'Content-Type: application/x-www-form-urlencoded' \
+		    --data-binary "$body" "$1" > "$T/par.$i.code" 2>/dev/null 3>&- &
+		pids+=($!)
+	done
+	wait "${pids[@]}" || true
+	PAR_CODES=$(cat "$T/par.1.code" "$T/par.2.code" | sort | tr '\n' ' ')
+	PAR_RTS=$(cat "$T/par.1.body" "$T/par.2.body" | grep -o 'far1\.[A-Za-z0-9_-]*' || true)
+	local rts
+	read -r -a rts <<< "$(printf '%s ' "$PAR_RTS")"
+	SECRETS+=("${rts[@]}")
+}
+login_ok "alice logs in (concurrent refresh, grace)" web "$SW" alice "$PW_ALICE" openid "$TOKEN_URL2"
+par_refresh "$TOKEN_URL2" "$RT"
+assert_eq "$PAR_CODES" "200 200 " "grace: two concurrent refreshes with one token both succeed"
+for r in $PAR_RTS; do
+	refresh web "$SW" "$r" "" "$TOKEN_URL2"
+	assert_status 200 "grace: each concurrent refresh's new token works"
+done
+login_ok "alice logs in (concurrent refresh, no grace)" web "$SW" alice "$PW_ALICE" openid
+par_refresh "$TOKEN_URL" "$RT"
+assert_eq "$PAR_CODES" "200 400 " "no grace: of two concurrent refreshes with one token exactly one succeeds"
+for r in $PAR_RTS; do
+	refresh web "$SW" "$r"
+	assert_error 400 invalid_grant "no grace: the winner's token dies with the family (the loser was a reuse)"
+done
 
 # Progressive delay (1.5 s on this server): a failure, then the right
 # password at once is refused, then accepted after the delay.

@@ -641,6 +641,43 @@ START_TEST(test_pool_threads)
 }
 END_TEST
 
+/*
+ * With a process limit of 2 pools, 4 hashing threads keep at most 2 pools;
+ * the others hash in one-shot mappings, and every hash still works.
+ */
+START_TEST(test_pool_limit)
+{
+	pthread_t			t[NTHREADS];
+	struct password_pool_stats	st;
+	unsigned long			oneshots = 0, maps = 0;
+	int				i;
+
+	password_thread_release();
+	password_pool_limit(2);
+	pthread_barrier_init(&pool_barrier, NULL, NTHREADS + 1);
+	for (i = 0; i < NTHREADS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, pool_thread,
+		    (void *)(intptr_t)i), 0);
+	pthread_barrier_wait(&pool_barrier);
+	password_pool_stats(&st);
+	ck_assert_uint_le(st.live_pools, 2);
+	ck_assert_uint_le(st.live_bytes, 2 * 256 * 1024);
+	pthread_barrier_wait(&pool_barrier);
+	for (i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	for (i = 0; i < NTHREADS; i++) {
+		ck_assert_int_eq(pool_fail[i], 0);
+		ck_assert_uint_eq(pool_seen[i].hashes, 15);
+		oneshots += pool_seen[i].oneshots;
+		maps += pool_seen[i].maps;
+	}
+	ck_assert_uint_le(maps, 2);
+	ck_assert_uint_ge(oneshots, 15 * (NTHREADS - 2));
+	password_pool_limit(0);
+	pthread_barrier_destroy(&pool_barrier);
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
 	struct password_params	pp = PASSWORD_PARAMS_DEFAULT;
@@ -728,6 +765,7 @@ password_suite(void)
 	tcase_add_test(tc, test_dummy);
 	tcase_add_test(tc, test_pool_reuse);
 	tcase_add_test(tc, test_pool_threads);
+	tcase_add_test(tc, test_pool_limit);
 	tcase_add_test(tc, test_params);
 	suite_add_tcase(s, tc);
 

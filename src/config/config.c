@@ -141,9 +141,9 @@ static const struct config_key config_keys[] = {
 	CONFIG_NUM(cache_client_ttl, "60", 1, 86400, 0),
 	CONFIG_NUM(cache_negative_ttl, "2", 1, 3600, 0),
 	CONFIG_NUM(cache_revocation_ttl, "300", 1, 86400, 0),
-	CONFIG_STR(ratelimit_token, "100/1s burst 200 by client", config_check_ratelimit, 0),
-	CONFIG_STR(ratelimit_introspect, "2000/1s burst 4000 by client", config_check_ratelimit, 0),
-	CONFIG_STR(ratelimit_revoke, "100/1s burst 200 by client", config_check_ratelimit, 0),
+	CONFIG_STR(ratelimit_token, "1000/1s burst 2000 by client", config_check_ratelimit, 0),
+	CONFIG_STR(ratelimit_introspect, "50000/1s burst 100000 by client", config_check_ratelimit, 0),
+	CONFIG_STR(ratelimit_revoke, "1000/1s burst 2000 by client", config_check_ratelimit, 0),
 	CONFIG_STR(ratelimit_userinfo, "500/1s burst 1000 by address", config_check_ratelimit, 0),
 	CONFIG_STR(ratelimit_login, "30/60s burst 30 by address", config_check_ratelimit, 0),
 };

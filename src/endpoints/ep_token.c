@@ -238,6 +238,7 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	char scope[FA_SCOPE_MAX + 1], refresh[REFRESH_TOKEN_SIZE], newphc[USERS_PW_MAX + 1];
 	long now_ms = ep_token_now_ms(), delay_ms;
 	int locked, rc, found, ok, rehash = 0, now_locked, have_refresh, slot;
+	struct admission *adm;
 	size_t pwlen;
 
 	memset(&user, 0, sizeof user);
@@ -279,7 +280,8 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	}
 	found = rc == FA_OK;
 	ep_token_pw_params(cfg, &pp);
-	if (admission_acquire(svc->admission, cfg->argon2_wait_ms, &slot) != FA_OK) {
+	adm = svc->admission;	/* the same slots for acquire and release */
+	if (admission_acquire(adm, cfg->argon2_wait_ms, &slot) != FA_OK) {
 		response_header(resp, "Retry-After", "1");
 		oauth_error(resp, 503, "temporarily_unavailable",
 		    "too many logins in progress; try again");
@@ -293,7 +295,7 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	ok = found && rc == FA_OK && !user.locked;
 	if (ok && rehash && password_hash(&pp, password, pwlen, newphc, sizeof newphc) != FA_OK)
 		rehash = 0;
-	admission_release(svc->admission, slot);
+	admission_release(adm, slot);
 
 	if (!ok) {
 		struct response scratch;

@@ -62,23 +62,61 @@ service_attach_shm(struct service *svc, char **cause)
 {
 	const struct config *cfg = svc->cfg;
 	struct shm_params sp;
+	struct shm *seg;
 	long limit = cfg->argon2_max_concurrent;
 
 	sp.ratelimit_entries = (uint32_t)cfg->shm_ratelimit_entries;
 	sp.cache_entries = (uint32_t)cfg->shm_cache_entries;
 	sp.cache_value_max = (uint32_t)cfg->shm_cache_value_max;
-	if (shm_open_segment(cfg->instance, &sp, &svc->shm, cause) != FA_OK)
+	if (shm_open_segment(cfg->instance, &sp, &seg, cause) != FA_OK)
 		return FA_ERR;
+	svc->shm = seg;
 	if (limit == 0) {
 		/* One hash per core: each runs argon2_parallelism lanes. */
 		limit = sysconf(_SC_NPROCESSORS_ONLN) / cfg->argon2_parallelism;
 		if (limit < 1)
 			limit = 1;
 	}
-	svc->admission = admission_new(shm_admission(svc->shm), (int)limit);
+	svc->admission = admission_new(shm_admission(seg), (int)limit);
+	svc->admission_limit = (int)limit;
 	/* No more hashes than that run at once: keep no more Argon2 pools. */
 	password_pool_limit((unsigned long)limit);
 	return FA_OK;
+}
+
+/*
+ * Another process replaced the segment (it was started with other shm_
+ * sizes): follow it, adopting its sizes, so every process of the instance
+ * counts in one limiter and one cache again. The old mapping stays: request
+ * threads may be using it right now, and this happens once per resize.
+ */
+static void
+service_follow_segment(struct service *svc)
+{
+	struct service_housekeeper *hk = svc->hk;
+	struct shm *seg = NULL;
+	char *cause = NULL;
+	int rc;
+
+	if (shm_is_current(svc->shm))
+		return;
+	if (hk->sub_running) {
+		atomic_store(&hk->sub_stop, 1);
+		pthread_join(hk->sub_thread, NULL);
+		hk->sub_running = 0;
+	}
+	hk->mirror_claim = 0;	/* leadership was of the old segment */
+	rc = shm_attach_existing(svc->cfg->instance, &seg, &cause);
+	if (rc != FA_OK) {
+		log_warn("shared memory segment replaced, and its successor is not "
+		    "there yet: %s", cause ? cause : "not found");
+		free(cause);
+		return;
+	}
+	svc->admission = admission_new(shm_admission(seg), svc->admission_limit);
+	svc->shm = seg;
+	log_info("shared memory segment was replaced by another process: attached "
+	    "the new one");
 }
 
 struct service *
@@ -271,6 +309,7 @@ service_housekeeper_main(void *arg)
 	while (!hk->stop) {
 		pthread_mutex_unlock(&hk->lock);
 		now = time(NULL);
+		service_follow_segment(svc);
 		service_mirror_duty(svc);
 		if (!loaded) {
 			loaded = service_load_keys(svc, rc) == FA_OK;

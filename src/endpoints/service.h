@@ -30,8 +30,15 @@ struct service {
 	char			*discovery;	/* metadata JSON (RFC 8414) */
 	char			 discovery_etag[24];	/* quoted strong ETag */
 	int			 threads;	/* request threads */
-	struct shm		*shm;		/* this instance's segment on this host */
-	struct admission	*admission;	/* host-wide Argon2 slots, in shm */
+	/*
+	 * This instance's segment on this host, and the Argon2 slots in it.
+	 * Atomic: the housekeeper swaps in the current segment when another
+	 * process replaced it (other sizes); the old mapping is never unmapped,
+	 * since a request may still hold pointers into it.
+	 */
+	struct shm *_Atomic	 shm;
+	struct admission *_Atomic admission;
+	int			 admission_limit;	/* host-wide Argon2 hashes at once */
 	struct limits		*limits;	/* rate-limit policies */
 	struct service_housekeeper *hk;		/* background maintenance */
 };

@@ -24,7 +24,7 @@ struct mirror_region {
 };
 
 /* A leader silent for this long (us) is replaced, and not believed. */
-#define MIRROR_STALE_US	(1000 * 1000)
+#define MIRROR_STALE_US	(300 * 1000)
 
 void	mirror_region_init(struct mirror_region *);
 /*

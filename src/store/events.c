@@ -22,8 +22,8 @@
 #include "store/events.h"
 #include "store/redis_pool.h"
 
-#define EVENTS_PING_MS	500	/* send a PING after this much silence */
-#define EVENTS_DEAD_MS	2000	/* no reply at all for this long: gone */
+#define EVENTS_PING_MS	250	/* send a PING after this much silence */
+#define EVENTS_DEAD_MS	1000	/* no reply at all for this long: gone */
 
 struct events_sub {
 	struct redis_pool	*pool;		/* one slot: the subscribed connection */

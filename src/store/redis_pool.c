@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -517,8 +518,24 @@ redis_conn_ensure(struct redis_conn *c)
 }
 
 /*
+ * An idle connection with something to read was closed by the server (a
+ * restart, a timeout): Redis never speaks unasked outside pub/sub. One
+ * poll(2) with no wait, only when nothing is pending.
+ */
+static int
+redis_conn_stale(const struct redis_conn *c)
+{
+	struct pollfd pfd = { .fd = c->ctx->fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) > 0 &&
+	    (pfd.revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)) != 0;
+}
+
+/*
  * Before a new command or batch: drop the connection if replies of an earlier
- * batch are still owed (they would be read as ours), then connect.
+ * batch are still owed (they would be read as ours), or if the server closed
+ * it while it sat idle -- nothing is sent yet, so reconnecting at once is safe
+ * and spares the request a failure -- then connect.
  */
 static int
 redis_conn_begin(struct redis_conn *c, int continuing)
@@ -527,6 +544,11 @@ redis_conn_begin(struct redis_conn *c, int continuing)
 		log_warn("redis slot %d: %d unread replies of an earlier batch; "
 		    "reconnecting", c->slot, c->pending);
 		redis_conn_drop(c);
+	} else if (c->pending == 0 && c->ctx != NULL && redis_conn_stale(c)) {
+		log_info("redis slot %d: the server closed the idle connection; "
+		    "reconnecting", c->slot);
+		redis_conn_drop(c);
+		c->retry_at_ms = 0;
 	}
 	return redis_conn_ensure(c);
 }

@@ -641,7 +641,12 @@ ctl_user(struct ctl *c, int argc, char **argv)
 		if ((rc = users_set_locked(&uc, argv[1], lock)) != FA_OK ||
 		    (rc = users_get(&uc, argv[1], &u)) != FA_OK)
 			ctl_fatal("user %s %s: %s", argv[0], argv[1], ctl_user_error(rc));
-		ctl_announce(c, "subject", u.id);
+		/* A disabled account's tokens stop working everywhere, at once. */
+		if (lock && ctl_revoke_subject(c, u.id) != FA_OK)
+			ctl_fatal("user lock %s: locked, but revoking its tokens failed: "
+			    "run user revoke-tokens", argv[1]);
+		if (!lock)
+			ctl_announce(c, "subject", u.id);
 		if (!lock && users_unlock(c->conn, argv[1]) != FA_OK)
 			ctl_fatal("user unlock %s: clearing the failure counters failed", argv[1]);
 		audit_event(lock ? AUDIT_ACCOUNT_LOCKED : AUDIT_ACCOUNT_UNLOCKED, AUDIT_INFO,

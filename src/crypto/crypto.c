@@ -340,3 +340,23 @@ crypto_hex(const uint8_t *in, size_t n, char *out)
 	}
 	out[2 * n] = '\0';
 }
+
+int
+crypto_unhex(const char *s, size_t len, uint8_t *out, size_t n)
+{
+	size_t i;
+	int hi, lo;
+
+	if (len != 2 * n)
+		return FA_ERR;
+	for (i = 0; i < n; i++) {
+		hi = s[2 * i];
+		lo = s[2 * i + 1];
+		hi = hi >= '0' && hi <= '9' ? hi - '0' : hi >= 'a' && hi <= 'f' ? hi - 'a' + 10 : -1;
+		lo = lo >= '0' && lo <= '9' ? lo - '0' : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -1;
+		if (hi < 0 || lo < 0)
+			return FA_ERR;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return FA_OK;
+}

@@ -53,5 +53,7 @@ int	crypto_memeq(const void *, const void *, size_t n);
 void	crypto_wipe(void *, size_t n);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void	crypto_hex(const uint8_t *, size_t n, char *out);
+/* Decode exactly 2n lower-case hex characters (len) into n bytes. FA_OK or FA_ERR. */
+int	crypto_unhex(const char *s, size_t len, uint8_t *out, size_t n);
 
 #endif

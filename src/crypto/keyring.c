@@ -114,24 +114,6 @@ keyring_sleep_ms(long ms)
 
 /* ------------------------------------------------------------------ KEK file */
 
-static int
-keyring_unhex(const char *s, uint8_t *out, size_t n)
-{
-	size_t i;
-	int hi, lo;
-
-	for (i = 0; i < n; i++) {
-		hi = s[2 * i];
-		lo = s[2 * i + 1];
-		hi = hi >= '0' && hi <= '9' ? hi - '0' : hi >= 'a' && hi <= 'f' ? hi - 'a' + 10 : -1;
-		lo = lo >= '0' && lo <= '9' ? lo - '0' : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -1;
-		if (hi < 0 || lo < 0)
-			return FA_ERR;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return FA_OK;
-}
-
 /* Make the new directory entry durable too; best effort. */
 static void
 keyring_sync_dir(const char *path)
@@ -258,7 +240,7 @@ keyring_kek_load(const char *path, uint8_t kek[CRYPTO_KEYLEN], char **cause)
 		    path);
 		goto out;
 	}
-	if (keyring_unhex(text, kek, CRYPTO_KEYLEN) != FA_OK) {
+	if (crypto_unhex(text, 2 * CRYPTO_KEYLEN, kek, CRYPTO_KEYLEN) != FA_OK) {
 		*cause = xasprintf("%s: the KEK is not lower-case hex", path);
 		explicit_bzero(kek, CRYPTO_KEYLEN);
 		goto out;

@@ -320,20 +320,6 @@ lookup_token_revoked(struct service_thread *t, const uint8_t jti[TOKEN_JTI_LEN],
 
 /* --- invalidation -------------------------------------------------------- */
 
-static int
-lookup_unhex(const char *s, uint8_t *out, size_t n)
-{
-	size_t i;
-	unsigned v;
-
-	for (i = 0; i < n; i++) {
-		if (sscanf(s + 2 * i, "%2x", &v) != 1)
-			return FA_ERR;
-		out[i] = (uint8_t)v;
-	}
-	return s[2 * n] == '\0' || s[2 * n] == ' ' ? FA_OK : FA_ERR;
-}
-
 int
 lookup_apply_event(struct cache *c, const char *msg, uint64_t now)
 {
@@ -345,7 +331,9 @@ lookup_apply_event(struct cache *c, const char *msg, uint64_t now)
 
 	if (strncmp(msg, "revoke ", 7) == 0) {
 		arg = msg + 7;
-		if (strlen(arg) < 2 * TOKEN_JTI_LEN || lookup_unhex(arg, jti, TOKEN_JTI_LEN) != FA_OK)
+		if (strlen(arg) < 2 * TOKEN_JTI_LEN || (arg[2 * TOKEN_JTI_LEN] != ' ' &&
+		    arg[2 * TOKEN_JTI_LEN] != '\0') ||
+		    crypto_unhex(arg, 2 * TOKEN_JTI_LEN, jti, TOKEN_JTI_LEN) != FA_OK)
 			return FA_ERR;
 		exp = strtoll(arg + 2 * TOKEN_JTI_LEN, NULL, 10);
 		/* Drop first: a put can lose to a busy slot, a delete cannot. */

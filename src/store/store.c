@@ -129,27 +129,6 @@ store_grants_format(unsigned grants, char *out, size_t outcap)
 	}
 }
 
-/* Lower-case hex only (what we write); FA_OK or FA_ERR. */
-static int
-store_unhex(const char *s, size_t len, uint8_t *out, size_t n)
-{
-	size_t i;
-	int hi, lo;
-
-	if (len != 2 * n)
-		return FA_ERR;
-	for (i = 0; i < n; i++) {
-		hi = s[2 * i];
-		lo = s[2 * i + 1];
-		hi = hi >= '0' && hi <= '9' ? hi - '0' : hi >= 'a' && hi <= 'f' ? hi - 'a' + 10 : -1;
-		lo = lo >= '0' && lo <= '9' ? lo - '0' : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -1;
-		if (hi < 0 || lo < 0)
-			return FA_ERR;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return FA_OK;
-}
-
 /* Decode an HGETALL reply into out; FA_ERR (logged, naming the field) if corrupt. */
 static int
 store_client_parse(const char *id, const redisReply *r, struct store_client *out)
@@ -172,7 +151,7 @@ store_client_parse(const char *id, const redisReply *r, struct store_client *out
 			goto corrupt;
 		field = k->str;
 		if (strcmp(k->str, "secret") == 0) {
-			if (store_unhex(val->str, val->len, out->secret_mac,
+			if (crypto_unhex(val->str, val->len, out->secret_mac,
 			    sizeof out->secret_mac) != FA_OK)
 				goto corrupt;
 			seen |= F_SECRET;

@@ -14,6 +14,7 @@
 #include <check.h>
 
 #include "config/config.h"
+#include "core/ratespec.h"
 #include "core/buf.h"
 #include "core/fastauth.h"
 #include "core/log.h"
@@ -400,6 +401,45 @@ START_TEST(size_suffixes)
 	    "(an integer, optionally with k, kb, m, mb, g or gb)");
 	/* Suffixes belong to sizes only. */
 	ck_assert_int_eq(set("max_form_params", "1k"), FA_ERR);
+}
+END_TEST
+
+/* Rate-limit policies: the grammar of core/ratespec.c, errors name the key. */
+START_TEST(ratelimit_policies)
+{
+	struct ratespec rs;
+	char *why = NULL;
+
+	ck_assert_int_eq(set("ratelimit_token", "off"), FA_OK);
+	ck_assert_int_eq(set("ratelimit_token", "10/1s"), FA_OK);
+	ck_assert_int_eq(set("ratelimit_token", "10/1m burst 3 by username cluster"), FA_OK);
+	ck_assert_int_eq(set("ratelimit_login", "5/24h by address"), FA_OK);
+	ck_assert_int_eq(set("ratelimit_token", ""), FA_ERR);
+	ck_assert_int_eq(set("ratelimit_token", "0/1s"), FA_ERR);
+	ck_assert_int_eq(set("ratelimit_token", "10/0"), FA_ERR);
+	ck_assert_int_eq(set("ratelimit_token", "10/25h"), FA_ERR);
+	ck_assert_int_eq(set("ratelimit_token", "10/1s burst"), FA_ERR);
+	ck_assert_int_eq(set("ratelimit_token", "10/1s burst 0"), FA_ERR);
+	ck_assert_int_eq(set("ratelimit_token", "10/1s by ip"), FA_ERR);
+	ck_assert_int_eq(set("ratelimit_token", "10/1s clusters"), FA_ERR);
+	ck_assert_int_eq(set("ratelimit_token", "10 per second"), FA_ERR);
+	ck_assert_str_eq(cfg->ratelimit_token, "10/1m burst 3 by username cluster");
+
+	ck_assert_int_eq(ratespec_parse("30/2m burst 7 by address cluster", &rs, &why), FA_OK);
+	ck_assert_int_eq(rs.enabled, 1);
+	ck_assert_uint_eq(rs.rate, 30);
+	ck_assert_uint_eq(rs.period_s, 120);
+	ck_assert_uint_eq(rs.burst, 7);
+	ck_assert_int_eq(rs.by, RATESPEC_BY_ADDRESS);
+	ck_assert_int_eq(rs.cluster, 1);
+	ck_assert_int_eq(ratespec_parse("8/1h", &rs, &why), FA_OK);
+	ck_assert_uint_eq(rs.burst, 8);		/* burst defaults to the rate */
+	ck_assert_int_eq(rs.by, RATESPEC_BY_CLIENT);
+	ck_assert_int_eq(ratespec_parse("off", &rs, &why), FA_OK);
+	ck_assert_int_eq(rs.enabled, 0);
+	ck_assert_int_eq(ratespec_parse("1/1s junk", &rs, &why), FA_ERR);
+	ck_assert_ptr_nonnull(why);
+	free(why);
 }
 END_TEST
 
@@ -823,6 +863,7 @@ config_suite(void)
 	tcase_add_test(tc, dump_hides_redis_password);
 	tcase_add_test(tc, sample_file_loads);
 	tcase_add_test(tc, keys_documented);
+	tcase_add_test(tc, ratelimit_policies);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1056,11 +1056,17 @@ START_TEST(test_rl_flood)
 		allowed += ratelimit_check(rl, &pol, key, strlen(key), T0 + i,
 		    NULL) == FA_OK;
 	}
-	ck_assert_uint_eq(allowed, 20000);
+	/*
+	 * A new key whose 24-bit fingerprint matches a live slot of its bucket
+	 * shares that slot's state (ratelimit.c: about 8 / 2^24 per new key), so
+	 * it is limited and evicts nothing. Expected ~0.01 such keys here; more
+	 * than 3 would mean the hash or the matching is broken.
+	 */
+	ck_assert_uint_ge(allowed, 20000 - 3);
 	ratelimit_stats(rl, T0 + 20000, &st);
 	ck_assert_uint_eq(st.entries, 8);
 	ck_assert_uint_eq(st.used, 8);
-	ck_assert_uint_eq(st.evicted_live, 20000 - 8);
+	ck_assert_uint_eq(st.evicted_live, 20000 - 8 - (20000 - allowed));
 }
 END_TEST
 

@@ -44,16 +44,6 @@ ratespec_word(const char **p, const char *w)
 	return 1;
 }
 
-const char *
-ratespec_by_name(enum ratespec_by by)
-{
-	switch (by) {
-	case RATESPEC_BY_ADDRESS:  return "address";
-	case RATESPEC_BY_USERNAME: return "username";
-	default:		   return "client";
-	}
-}
-
 int
 ratespec_parse(const char *s, struct ratespec *out, char **cause)
 {

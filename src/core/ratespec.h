@@ -23,7 +23,5 @@ struct ratespec {
 
 /* Parse s. FA_OK, or FA_ERR and *cause (caller frees). */
 int	ratespec_parse(const char *s, struct ratespec *, char **cause);
-/* "client", "address" or "username". */
-const char *ratespec_by_name(enum ratespec_by);
 
 #endif

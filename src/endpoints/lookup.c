@@ -153,15 +153,6 @@ lookup_client(struct service_thread *t, const char *id, struct store_client *out
 	return rc;
 }
 
-void
-lookup_forget_client(struct service_thread *t, const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n > 0 && n <= CACHE_KEY_MAX)
-		cache_del(shm_cache(t->svc->shm), CACHE_CLIENT, id, n);
-}
-
 /* --- revocation state ---------------------------------------------------- */
 
 /*

@@ -36,8 +36,6 @@ int	lookup_introspect(struct service_thread *, const char *client_id,
 	    const struct token_claims *, int *revoked);
 /* Remember locally that jti is revoked (its announcement follows). */
 void	lookup_note_revoked(struct service_thread *, const uint8_t jti[TOKEN_JTI_LEN]);
-/* Drop cached entries (after a local change; other instances hear events). */
-void	lookup_forget_client(struct service_thread *, const char *id);
 /*
  * Apply one invalidation message (events.h) to the cache: the subscriber's
  * work. FA_OK, FA_ERR for a message it does not understand.

@@ -58,7 +58,7 @@ worker_handle(struct worker_thread *w)
 	const struct config *cfg = w->st->svc->cfg;
 	int rc, head;
 
-	response_reset(&w->resp);
+	/* The response is empty here: reset after every send, and at init. */
 	rc = request_read(&w->req, &w->fcgx, cfg->max_body_size);
 	if (rc == FA_LIMIT)
 		oauth_error(&w->resp, 413, "invalid_request", "request body too large");

@@ -106,7 +106,8 @@ struct cache {
 	uint64_t		 stride;
 	uint64_t		 value_max;
 	_Atomic uint64_t	*generation;	/* the segment's */
-	uint8_t			 key[SHM_HASHKEY_LEN];
+	/* The hash state after each kind's domain block. */
+	struct shm_hashstate	 pre[CACHE_KINDS];
 };
 
 /* Results of reading one entry. */
@@ -166,6 +167,7 @@ cache_view_new(void *base, const uint8_t *hashkey, _Atomic uint64_t *generation)
 {
 	struct cache	*c = xcalloc(1, sizeof *c);
 	uint8_t		*p = base;
+	unsigned	 kind;
 
 	c->r = base;
 	c->mask = c->r->nbuckets - 1;
@@ -176,7 +178,8 @@ cache_view_new(void *base, const uint8_t *hashkey, _Atomic uint64_t *generation)
 	c->claims = c->tags + c->r->nbuckets * CACHE_WAYS;
 	c->entries = (uint8_t *)(c->claims + c->r->nbuckets * CACHE_WAYS);
 	c->generation = generation;
-	memcpy(c->key, hashkey, sizeof c->key);
+	for (kind = 0; kind < CACHE_KINDS; kind++)
+		shm_hash_prepare(&c->pre[kind], hashkey, CACHE_DOMAIN | kind);
 	return c;
 }
 
@@ -220,7 +223,7 @@ cache_kind_ok(unsigned kind)
 static inline uint64_t
 cache_hash(struct cache *c, unsigned kind, const void *key, size_t keylen)
 {
-	uint64_t	h = shm_hash(c->key, CACHE_DOMAIN | kind, key, keylen);
+	uint64_t	h = shm_hash_prepared(&c->pre[kind], key, keylen);
 
 	return h != 0 ? h : 1;	/* 0 marks an empty slot */
 }

@@ -88,7 +88,8 @@ struct ratelimit {
 	struct ratelimit_region	*r;
 	_Atomic uint64_t	*slots;		/* nbuckets x RL_WAYS */
 	uint64_t		 mask;		/* nbuckets - 1 */
-	uint8_t			 key[SHM_HASHKEY_LEN];
+	/* The hash state after each policy's domain block. */
+	struct shm_hashstate	 pre[RATELIMIT_POLICIES];
 };
 
 static inline uint64_t
@@ -163,11 +164,13 @@ struct ratelimit *
 ratelimit_view_new(void *base, const uint8_t *hashkey)
 {
 	struct ratelimit	*rl = xcalloc(1, sizeof *rl);
+	unsigned		 id;
 
 	rl->r = base;
 	rl->slots = (_Atomic uint64_t *)((uint8_t *)base + RL_SLOTS_OFF);
 	rl->mask = rl->r->nbuckets - 1;
-	memcpy(rl->key, hashkey, sizeof rl->key);
+	for (id = 0; id < RATELIMIT_POLICIES; id++)
+		shm_hash_prepare(&rl->pre[id], hashkey, RL_DOMAIN | id);
 	return rl;
 }
 
@@ -339,7 +342,7 @@ rl_decide(struct ratelimit *rl, const struct ratelimit_policy *p,
 	int		 i, first, n, tries;
 
 	rl_sweep(rl, now);
-	h = shm_hash(rl->key, RL_DOMAIN | p->id, key, keylen);
+	h = shm_hash_prepared(&rl->pre[p->id], key, keylen);
 	fp = rl_fp(h);
 	b = rl->slots + (h & rl->mask) * RL_WAYS;
 
@@ -455,7 +458,7 @@ void
 ratelimit_reset(struct ratelimit *rl, const struct ratelimit_policy *p,
     const void *key, size_t keylen)
 {
-	uint64_t	 h = shm_hash(rl->key, RL_DOMAIN | p->id, key, keylen);
+	uint64_t	 h = shm_hash_prepared(&rl->pre[p->id], key, keylen);
 	uint64_t	 fp = rl_fp(h), w;
 	_Atomic uint64_t *b = rl->slots + (h & rl->mask) * RL_WAYS;
 	int		 i;

@@ -277,27 +277,40 @@ shm_le64(const uint8_t *p)
 	return v;
 }
 
-uint64_t
-shm_hash(const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain, const void *data,
-    size_t n)
+void
+shm_hash_prepare(struct shm_hashstate *s, const uint8_t key[SHM_HASHKEY_LEN],
+    uint64_t domain)
 {
-	const uint8_t	*p = data, *end = p + (n & ~(size_t)7);
-	uint64_t	 k0 = shm_le64(key), k1 = shm_le64(key + 8), m, b;
+	uint64_t	 k0 = shm_le64(key), k1 = shm_le64(key + 8);
 	uint64_t	 v0 = k0 ^ 0x736f6d6570736575ULL;
 	uint64_t	 v1 = k1 ^ 0x646f72616e646f6dULL;
 	uint64_t	 v2 = k0 ^ 0x6c7967656e657261ULL;
 	uint64_t	 v3 = k1 ^ 0x7465646279746573ULL;
-	size_t		 left = n & 7;
 
 	v3 ^= domain;
 	SHM_SIPROUND;
 	v0 ^= domain;
+	s->v[0] = v0;
+	s->v[1] = v1;
+	s->v[2] = v2;
+	s->v[3] = v3;
+}
+
+uint64_t
+shm_hash_prepared(const struct shm_hashstate *s, const void *data, size_t n)
+{
+	const uint8_t	*p = data, *end = p + (n & ~(size_t)7);
+	uint64_t	 v0 = s->v[0], v1 = s->v[1], v2 = s->v[2], v3 = s->v[3];
+	uint64_t	 m, b;
+	size_t		 left = n & 7;
+
 	for (; p != end; p += 8) {
 		m = shm_le64(p);
 		v3 ^= m;
 		SHM_SIPROUND;
 		v0 ^= m;
 	}
+	/* The length counts the domain block too: one message, two calls. */
 	b = (uint64_t)(n + 8) << 56;
 	switch (left) {
 	case 7: b |= (uint64_t)p[6] << 48;	/* FALLTHROUGH */
@@ -317,6 +330,16 @@ shm_hash(const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain, const void *data,
 	SHM_SIPROUND;
 	SHM_SIPROUND;
 	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t
+shm_hash(const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain, const void *data,
+    size_t n)
+{
+	struct shm_hashstate	s;
+
+	shm_hash_prepare(&s, key, domain);
+	return shm_hash_prepared(&s, data, n);
 }
 
 /* --- the segment ---------------------------------------------------------- */

@@ -112,6 +112,18 @@ uint64_t shm_hash(const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain,
 	    const void *, size_t n);
 
 /*
+ * The same hash in two steps: the state after the domain block depends only
+ * on (key, domain), so a module computes it once per domain at attach time
+ * and each lookup runs one SipRound fewer. Same values as shm_hash.
+ */
+struct shm_hashstate {
+	uint64_t	v[4];
+};
+void	 shm_hash_prepare(struct shm_hashstate *,
+	    const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain);
+uint64_t shm_hash_prepared(const struct shm_hashstate *, const void *, size_t n);
+
+/*
  * Owner words mark who holds a claim, and are what lets another process take
  * a claim over when its holder is dead: 2-bit tag | 22-bit pid | 40-bit
  * CLOCK_BOOTTIME milliseconds at the claim. 0 is "nobody". All processes of an

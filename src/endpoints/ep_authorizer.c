@@ -19,7 +19,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "config/config.h"
@@ -102,16 +101,17 @@ static int
 ep_authorizer_token(struct request *r, struct response *resp, const char **tok,
     size_t *len)
 {
-	enum httpauth_scheme scheme = httpauth_scheme(r->authorization);
-
-	if (scheme == HTTPAUTH_BEARER && httpauth_bearer(r->authorization, tok, len) == FA_OK)
+	switch (httpauth_bearer_offered(r->authorization, tok, len)) {
+	case HTTPAUTH_BEARER:
 		return FA_OK;
-	if (scheme == HTTPAUTH_MALFORMED && strncasecmp(r->authorization, "Bearer", 6) == 0)
+	case HTTPAUTH_MALFORMED:
 		ep_authorizer_deny(resp, 401, "invalid_token", "malformed bearer token", NULL);
-	else
+		return FA_ERR;
+	default:
 		/* None, or another scheme (Basic): no bearer token was offered. */
 		ep_authorizer_deny(resp, 401, NULL, NULL, NULL);
-	return FA_ERR;
+		return FA_ERR;
+	}
 }
 
 void

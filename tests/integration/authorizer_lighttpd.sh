@@ -37,18 +37,23 @@ make_protected_tree "$T/www/protected"
 start_fastauth "$FA_CONF" "unix:$T/run/fastauth.sock" --processes 2
 FASTAUTH_ACCESS_TOKEN_TTL=$FA_SHORT_TTL start_fastauth "$FA_CONF" "unix:$T/run/short.sock" --processes 1
 
-# site.conf: the shipped snippets, a mount for the short-lived tokens, and
-# CGI for the protected application.
-site_conf() {	# FILE AUTHORIZER_SNIPPET
+# site.conf: the shipped snippets, a mount for the short-lived tokens, CGI
+# for the protected application, and a proxied one (mod_proxy loaded after
+# mod_fastcgi, as the snippet asks): this lighttpd's own /auth/health.
+site_conf() {	# FILE AUTHORIZER_SNIPPET PORT
 	cat > "$1" <<EOF
 include "$T/fastauth-socket.conf"
 include "$2"
 \$HTTP["url"] =~ "^/shortauth(/|$)" {
   fastcgi.server = ( "/shortauth" => (( "socket" => "$T/run/short.sock", "check-local" => "disable" )) )
 }
-server.modules += ( "mod_cgi" )
+server.modules += ( "mod_cgi", "mod_proxy" )
 \$HTTP["url"] =~ "^/protected/app/" {
   cgi.assign = ( ".cgi" => "" )
+}
+\$HTTP["url"] =~ "^/protected/proxy/" {
+  proxy.server = ( "" => (( "host" => "127.0.0.1", "port" => $3 )) )
+  proxy.header = ( "map-urlpath" => ( "/protected/proxy/" => "/auth/" ) )
 }
 EOF
 }
@@ -59,12 +64,19 @@ install_conf "$top_srcdir/lighttpd/fastauth-socket.conf" "$T/fastauth-socket.con
 note "lighttpd, Authorizer on the standalone fastauth's socket"
 install_conf "$top_srcdir/lighttpd/fastauth-authorizer.conf" "$T/authorizer-socket.conf" \
     "/run/fastauth/fastauth.sock" "$T/run/fastauth.sock"
-site_conf "$T/site-socket.conf" "$T/authorizer-socket.conf"
+site_conf "$T/site-socket.conf" "$T/authorizer-socket.conf" "$HTTP_PORT"
 make_lighttpd_conf "$T/lighttpd.conf" "$HTTP_PORT" "$T/site-socket.conf"
 start_lighttpd "$T/lighttpd.conf" "$HTTP_PORT"
 wait_ready "$BASE"
 
 check_authorizer "$PROT" "$BASE" "$SHORT" "lighttpd socket"
+
+# A proxied application is protected too (mod_proxy after mod_fastcgi).
+auth_get "$PROT/proxy/health" ""
+assert_challenge 401 '^Bearer realm="fastauth"$' "proxied application without a token"
+TOKP=$(get_token "$BASE" app-a "$SECRET_A" "scope=read") || die "no token"
+auth_get "$PROT/proxy/health" "$TOKP"
+assert_status 200 "proxied application with a valid token -> 200"
 
 # --- no Redis round trip while the mirror is in sync ---------------------------
 mirror_ok() { ctl shm stats 2>/dev/null | grep -q '^revocation mirror: in sync'; }
@@ -100,7 +112,7 @@ BASE2=http://127.0.0.1:$PORT2/auth
 install_conf "$top_srcdir/lighttpd/fastauth-authorizer.conf" "$T/authorizer-spawn.conf" \
     '      "socket"      => "/run/fastauth/fastauth.sock",' \
     "      \"bin-path\" => \"$FASTAUTH -c $FA_CONF\", \"socket\" => \"$T/run/authz.sock\", \"max-procs\" => 1,"
-site_conf "$T/site-spawn.conf" "$T/authorizer-spawn.conf"
+site_conf "$T/site-spawn.conf" "$T/authorizer-spawn.conf" "$PORT2"
 make_lighttpd_conf "$T/lighttpd2.conf" "$PORT2" "$T/site-spawn.conf"
 start_lighttpd "$T/lighttpd2.conf" "$PORT2"
 wait_ready "$BASE2"

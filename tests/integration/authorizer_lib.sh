@@ -184,9 +184,36 @@ denied_401() {
 	[ "$HTTP_STATUS" = 401 ]
 }
 
-# exists_calls: how many EXISTS commands Redis has run (only the revocation
-# check sends EXISTS: "is this jti deny-listed").
-exists_calls() {
-	"$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" info commandstats |
-	    tr -d '\r' | sed -n 's/^cmdstat_exists:calls=\([0-9]*\),.*/\1/p' | grep . || echo 0
+# Revocation lookups in Redis, seen through MONITOR: the check asks Redis
+# "EXISTS <prefix>revoked:<jti>" (pipelined with the subject's not-before)
+# only when the mirror cannot vouch for the token. (Redis's EXISTS count
+# alone would not do: key maintenance runs EXISTS inside a Lua script.)
+#
+# monitor_start: record every command Redis runs in $T/monitor.log.
+monitor_start() {
+	: > "$T/monitor.log"
+	"$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" monitor >> "$T/monitor.log" 2>&1 3>&- &
+	MONITOR_PID=$!
+	fa_register "$MONITOR_PID" "redis-cli monitor" "$T/monitor.log"
+	wait_until 5 grep -q '^OK' "$T/monitor.log" || die "redis-cli monitor did not start"
+}
+
+# monitor_mark: put a marker through Redis and wait until MONITOR wrote it,
+# so that every command before it is in the log; prints the marker's line
+# number. (Called in $(...): the marker is unique without a counter.)
+monitor_mark() {
+	local m
+	m=fa-mark-$(date +%s%N)-$RANDOM
+	"$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" echo "$m" >/dev/null
+	wait_until 10 grep -q "\"$m\"" "$T/monitor.log" || die "MONITOR did not show $m"
+	grep -n "\"$m\"" "$T/monitor.log" | head -n 1 | cut -d: -f1
+}
+
+# revocation_lookups FROM TO: revocation lookups between two marker lines.
+revocation_lookups() {
+	sed -n "$1,$2p" "$T/monitor.log" | grep -c '"EXISTS" "[^"]*revoked:' || true
+}
+
+monitor_stop() {
+	stop_pid "$MONITOR_PID" 5 || true
 }

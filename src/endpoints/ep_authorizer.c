@@ -125,6 +125,8 @@ ep_authorizer_handle(struct service_thread *t, struct request *r, struct respons
 	int rc, revoked;
 
 	memset(&claims, 0, sizeof claims);
+	/* A response starts as 200: a path that forgot to answer must not grant. */
+	resp->status = 500;
 	if (required != NULL && required[0] != '\0' && !oauth_scope_valid(required)) {
 		/* The server's configuration is wrong: deny everything, loudly. */
 		log_err("authorizer: %s of %s is not a scope list; every request "

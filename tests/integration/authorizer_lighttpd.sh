@@ -51,6 +51,10 @@ server.modules += ( "mod_cgi", "mod_proxy" )
 \$HTTP["url"] =~ "^/protected/app/" {
   cgi.assign = ( ".cgi" => "" )
 }
+# A location whose required scope is not a scope list (a double space).
+\$HTTP["url"] =~ "^/protected/broken/" {
+  setenv.add-environment = ( "FASTAUTH_REQUIRED_SCOPE" => "read  write" )
+}
 \$HTTP["url"] =~ "^/protected/proxy/" {
   proxy.server = ( "" => (( "host" => "127.0.0.1", "port" => $3 )) )
   proxy.header = ( "map-urlpath" => ( "/protected/proxy/" => "/auth/" ) )
@@ -77,6 +81,15 @@ assert_challenge 401 '^Bearer realm="fastauth"$' "proxied application without a 
 TOKP=$(get_token "$BASE" app-a "$SECRET_A" "scope=read") || die "no token"
 auth_get "$PROT/proxy/health" "$TOKP"
 assert_status 200 "proxied application with a valid token -> 200"
+
+# A misconfigured required scope denies everything (500), loudly.
+auth_get "$PROT/broken/file.txt" "$TOKP"
+assert_status 500 "a location whose FASTAUTH_REQUIRED_SCOPE is not a scope list -> 500"
+if grep -q "FASTAUTH_REQUIRED_SCOPE of /protected/broken/file.txt is not a scope list" "$T"/fastauth.1.log; then
+	pass "the misconfigured scope is logged"
+else
+	fail "the misconfigured scope is logged" "$(tail -n 5 "$T/fastauth.1.log")"
+fi
 
 # --- no Redis round trip while the mirror is in sync ---------------------------
 mirror_ok() { ctl shm stats 2>/dev/null | grep -q '^revocation mirror: in sync'; }

@@ -78,6 +78,9 @@ static const char *const config_log_levels[] = {
 	"err", "warn", "info", "debug", NULL	/* enum log_level order */
 };
 static const char *const config_log_targets[] = { "stderr", "syslog", NULL };
+static const char *const config_fastcgi_roles[] = {
+	"both", "responder", "authorizer", NULL	/* enum config_roles order */
+};
 
 #define CONFIG_FIELD(f) (((struct config *)0)->f)
 #define CONFIG_STORAGE(f) _Generic(CONFIG_FIELD(f),			\
@@ -146,6 +149,10 @@ static const struct config_key config_keys[] = {
 	CONFIG_STR(ratelimit_revoke, "1000/1s burst 2000 by client", config_check_ratelimit, 0),
 	CONFIG_STR(ratelimit_userinfo, "500/1s burst 1000 by address", config_check_ratelimit, 0),
 	CONFIG_STR(ratelimit_login, "30/60s burst 30 by address", config_check_ratelimit, 0),
+	/* the FastCGI Authorizer role (endpoints/ep_authorizer.c) */
+	CONFIG_ENUM("fastcgi_roles", fastcgi_roles, "both", config_fastcgi_roles, NULL),
+	CONFIG_STR(ratelimit_authorizer, "50000/1s burst 100000 by client",
+	    config_check_ratelimit, 0),
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -706,6 +713,27 @@ out:
 	return rc;
 }
 
+/*
+ * The variables fastauth's Authorizer gives protected applications, and the
+ * one a web server gives the Authorizer (ep_authorizer.h). They are request
+ * variables, not configuration: a protected CGI script that runs fastauthctl
+ * has them in its environment, and must not be refused for it.
+ */
+static int
+config_request_variable(const char *name, size_t len)
+{
+	static const char *const vars[] = {
+		"FASTAUTH_SUB", "FASTAUTH_CLIENT_ID", "FASTAUTH_SCOPE",
+		"FASTAUTH_EXP", "FASTAUTH_REQUIRED_SCOPE",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		if (strlen(vars[i]) == len && memcmp(vars[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
 int
 config_load_env(struct config *cfg, char **envp, char **cause)
 {
@@ -741,6 +769,8 @@ config_load_env(struct config *cfg, char **envp, char **cause)
 			sfx = *e + plen;
 			if (namelen - plen == 4 && strncmp(sfx, "CONF", 4) == 0)
 				continue;	/* the file's path, for the caller */
+			if (config_request_variable(*e, namelen))
+				continue;
 			for (k = NULL, i = 0; k == NULL && i < CONFIG_NKEYS; i++) {
 				const char *kn = config_keys[i].name;
 				size_t j;

@@ -72,6 +72,16 @@ struct config {
 	char	*ratelimit_revoke;
 	char	*ratelimit_userinfo;
 	char	*ratelimit_login;	/* counts failed logins only */
+	/* the FastCGI Authorizer role */
+	int	 fastcgi_roles;		/* enum config_roles: what this process answers */
+	char	*ratelimit_authorizer;	/* rate limit of Authorizer checks */
+};
+
+/* fastcgi_roles: the FastCGI roles a process answers (FCGI_ROLE). */
+enum config_roles {
+	CONFIG_ROLES_BOTH,		/* Responder (the endpoints) and Authorizer */
+	CONFIG_ROLES_RESPONDER,		/* the endpoints only */
+	CONFIG_ROLES_AUTHORIZER,	/* Authorizer checks only */
 };
 
 /* A configuration holding the defaults. Free with config_free. */

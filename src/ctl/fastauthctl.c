@@ -358,7 +358,8 @@ static int
 ctl_shm(struct ctl *c, int argc, char **argv)
 {
 	static const char *kinds[CACHE_KINDS] = { "all", "client", "claims", "revocation" };
-	static const char *classes[] = { "token", "introspect", "revoke", "userinfo", "login" };
+	static const char *classes[] = { "token", "introspect", "revoke", "userinfo", "login",
+	    "authorizer" };
 	struct shm_stats st;
 	struct admission_stats as;
 	struct admission *adm;
@@ -385,7 +386,7 @@ ctl_shm(struct ctl *c, int argc, char **argv)
 	printf("rate limiter: %llu of %llu slots in use, %llu live states evicted\n",
 	    (unsigned long long)st.ratelimit.used, (unsigned long long)st.ratelimit.entries,
 	    (unsigned long long)st.ratelimit.evicted_live);
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < (int)(sizeof classes / sizeof classes[0]); i++)
 		printf("  %-10s allowed %llu, limited %llu\n", classes[i],
 		    (unsigned long long)st.ratelimit.allowed[i],
 		    (unsigned long long)st.ratelimit.limited[i]);

@@ -33,7 +33,7 @@
 #include "store/redis_pool.h"
 
 static const char *const limits_names[LIMITS_NCLASS] = {
-	"token", "introspect", "revoke", "userinfo", "login"
+	"token", "introspect", "revoke", "userinfo", "login", "authorizer"
 };
 
 struct limits {
@@ -60,7 +60,7 @@ limits_new(const struct config *cfg, char **cause)
 	struct limits *l = xcalloc(1, sizeof *l);
 	const char *text[LIMITS_NCLASS] = {
 		cfg->ratelimit_token, cfg->ratelimit_introspect, cfg->ratelimit_revoke,
-		cfg->ratelimit_userinfo, cfg->ratelimit_login
+		cfg->ratelimit_userinfo, cfg->ratelimit_login, cfg->ratelimit_authorizer
 	};
 	char *why = NULL;
 	int i;

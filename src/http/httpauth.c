@@ -164,3 +164,16 @@ httpauth_scheme(const char *header)
 		    HTTPAUTH_BEARER : HTTPAUTH_MALFORMED;
 	return HTTPAUTH_OTHER;
 }
+
+enum httpauth_scheme
+httpauth_bearer_offered(const char *header, const char **tok, size_t *len)
+{
+	const char *cred;
+
+	*tok = NULL;
+	*len = 0;
+	if (header == NULL || !httpauth_match(header, "Bearer", &cred))
+		return HTTPAUTH_NONE;
+	return httpauth_bearer(header, tok, len) == FA_OK ? HTTPAUTH_BEARER :
+	    HTTPAUTH_MALFORMED;
+}

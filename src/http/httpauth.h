@@ -32,5 +32,14 @@ int	httpauth_basic(const char *header, char *id, size_t idcap,
  * and *len its length, or FA_ERR (not Bearer, empty, bad characters).
  */
 int	httpauth_bearer(const char *header, const char **tok, size_t *len);
+/*
+ * A resource server's reading of the header (RFC 6750 §2.1, §3.1):
+ * HTTPAUTH_BEARER with *tok and *len as httpauth_bearer; HTTPAUTH_MALFORMED
+ * when the Bearer scheme carries a broken or empty token (answer
+ * error="invalid_token"); HTTPAUTH_NONE when no Bearer token was offered at
+ * all (no header, Basic, another scheme: a challenge without error).
+ */
+enum httpauth_scheme httpauth_bearer_offered(const char *header, const char **tok,
+	    size_t *len);
 
 #endif

@@ -105,12 +105,10 @@ request_set_path(struct request *r)
 	r->uri_path = r->path.data;
 }
 
-int
-request_read(struct request *r, FCGX_Request *fr, size_t max_body)
+void
+request_read_params(struct request *r, FCGX_Request *fr)
 {
 	const char *v;
-	char tmp[4096];
-	int n;
 
 	r->envp = fr->envp;
 	v = request_param(r, "REQUEST_METHOD");
@@ -122,7 +120,18 @@ request_read(struct request *r, FCGX_Request *fr, size_t max_body)
 	r->remote_addr = v ? v : "";
 	r->content_length = request_parse_length(request_param(r, "CONTENT_LENGTH"));
 	request_set_path(r);
+	if (r->body.len > 0)
+		explicit_bzero(r->body.data, r->body.len);
+	buf_reset(&r->body);
+}
 
+int
+request_read(struct request *r, FCGX_Request *fr, size_t max_body)
+{
+	char tmp[4096];
+	int n;
+
+	request_read_params(r, fr);
 	if (r->body.len > 0)
 		explicit_bzero(r->body.data, r->body.len);
 	buf_reset(&r->body);
@@ -195,6 +204,24 @@ response_reason(int status)
 	case 503: return "Service Unavailable";
 	default:  return "Unknown";
 	}
+}
+
+int
+response_send_bare(struct response *resp, FCGX_Request *fr)
+{
+	char line[96];
+	int n;
+
+	n = snprintf(line, sizeof line, "Status: %d %s\r\n", resp->status,
+	    response_reason(resp->status));
+	if (FCGX_PutStr(line, n, fr->out) < 0)
+		return FA_ERR;
+	if (resp->headers.len > 0 &&
+	    FCGX_PutStr(resp->headers.data, (int)resp->headers.len, fr->out) < 0)
+		return FA_ERR;
+	if (FCGX_PutStr("\r\n", 2, fr->out) < 0)
+		return FA_ERR;
+	return FA_OK;
 }
 
 int

@@ -44,6 +44,12 @@ void	response_reset(struct response *);
  * or FA_ERR when the body could not be read (client went away).
  */
 int	request_read(struct request *, struct FCGX_Request *, size_t max_body);
+/*
+ * Only the parameters, no body (the body is left empty): the FastCGI
+ * Authorizer role, where the web server keeps the body for the responder
+ * and may send no FCGI_STDIN stream at all, so reading it could wait forever.
+ */
+void	request_read_params(struct request *, struct FCGX_Request *);
 /* A FastCGI parameter by name, NULL when absent. */
 const char *request_param(const struct request *, const char *name);
 
@@ -53,6 +59,12 @@ void	response_header(struct response *, const char *name, const char *value);
 void	response_json(struct response *, int status, const char *json, size_t len);
 /* Write status line, headers, Content-Length and body to the FastCGI stream. */
 int	response_send(struct response *, struct FCGX_Request *, int head_only);
+/*
+ * Write the status line and the headers as they are, nothing else (no
+ * Content-Length, no body): an Authorizer's grant, whose headers other than
+ * Variable-* Apache would add to the protected response.
+ */
+int	response_send_bare(struct response *, struct FCGX_Request *);
 /* The reason phrase of a status code. */
 const char *response_reason(int status);
 

@@ -31,6 +31,7 @@
 #include "core/fastauth.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "endpoints/ep_authorizer.h"
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
@@ -52,19 +53,59 @@ struct worker_thread {
 static atomic_int worker_stopping;	/* process-wide: set once, on SIGTERM */
 static atomic_int worker_live;		/* request threads still in their loop */
 
+/*
+ * An Authorizer request (FCGI_ROLE=AUTHORIZER): no body to read, and a grant
+ * goes out bare (status and Variable-* headers only, see ep_authorizer.h).
+ */
+static void
+worker_authorize(struct worker_thread *w)
+{
+	const struct config *cfg = w->st->svc->cfg;
+
+	request_read_params(&w->req, &w->fcgx);
+	if (cfg->fastcgi_roles == CONFIG_ROLES_RESPONDER) {
+		log_warn("Authorizer request refused: fastcgi_roles is responder");
+		oauth_error(&w->resp, 500, "server_error",
+		    "this fastauth does not serve the Authorizer role");
+	} else
+		ep_authorizer_handle(w->st, &w->req, &w->resp);
+	if (w->resp.status == 200) {
+		if (response_send_bare(&w->resp, &w->fcgx) != FA_OK)
+			log_debug("grant not delivered (web server gone)");
+	} else {
+		response_header(&w->resp, "X-Content-Type-Options", "nosniff");
+		if (response_send(&w->resp, &w->fcgx, 0) != FA_OK)
+			log_debug("denial not delivered (web server gone)");
+	}
+	response_reset(&w->resp);
+}
+
 static void
 worker_handle(struct worker_thread *w)
 {
 	const struct config *cfg = w->st->svc->cfg;
+	const char *role = FCGX_GetParam("FCGI_ROLE", w->fcgx.envp);
 	int rc, head;
 
+	/* libfcgi sets FCGI_ROLE from the begin-request record. */
+	if (role != NULL && strcmp(role, "AUTHORIZER") == 0) {
+		worker_authorize(w);
+		return;
+	}
 	/* The response is empty here: reset after every send, and at init. */
 	rc = request_read(&w->req, &w->fcgx, cfg->max_body_size);
+	if (rc == FA_OK && (cfg->fastcgi_roles == CONFIG_ROLES_AUTHORIZER ||
+	    (role != NULL && strcmp(role, "RESPONDER") != 0))) {
+		/* An Authorizer-only socket, or the Filter role we do not play. */
+		oauth_error(&w->resp, 404, "not_found",
+		    "this fastauth does not answer this FastCGI role");
+		rc = FA_DENIED;
+	}
 	if (rc == FA_LIMIT)
 		oauth_error(&w->resp, 413, "invalid_request", "request body too large");
-	else if (rc != FA_OK)
+	else if (rc == FA_ERR)
 		oauth_error(&w->resp, 400, "invalid_request", "incomplete request body");
-	else
+	else if (rc == FA_OK)
 		router_dispatch(w->st, &w->req, &w->resp);
 	response_header(&w->resp, "X-Content-Type-Options", "nosniff");
 	head = strcmp(w->req.method, "HEAD") == 0;

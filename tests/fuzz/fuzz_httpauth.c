@@ -7,7 +7,9 @@
  *     token iff HTTPAUTH_BEARER; a failed Basic leaves its outputs zeroed;
  *  2. a decoded Basic credential, encoded again (RFC 6749 §2.3.1, then
  *     base64), decodes to the same id and secret;
- *  3. a Bearer token lies inside the header and uses only b64token characters.
+ *  3. a Bearer token lies inside the header and uses only b64token characters;
+ *  4. the Authorizer's reading (httpauth_bearer_offered: token, malformed
+ *     Bearer, or none offered) agrees with httpauth_bearer and httpauth_scheme.
  * And, on the raw bytes, the strict base64 decoders: whatever they accept
  * must encode back to exactly the input (one encoding per byte string).
  * A broken property calls abort(), which libFuzzer and the replay driver both
@@ -128,6 +130,28 @@ fuzz_bearer(const char *h, size_t hlen, enum httpauth_scheme scheme)
 		    "token character outside b64token");
 }
 
+/* The Authorizer's reading (httpauth_bearer_offered) agrees with the rest. */
+static void
+fuzz_offered(const char *h, enum httpauth_scheme scheme)
+{
+	const char *tok, *tok2;
+	size_t len, len2;
+	enum httpauth_scheme r = httpauth_bearer_offered(h, &tok, &len);
+
+	fuzz_check(r == HTTPAUTH_NONE || r == HTTPAUTH_BEARER || r == HTTPAUTH_MALFORMED,
+	    "httpauth_bearer_offered out of range");
+	fuzz_check((r == HTTPAUTH_BEARER) == (httpauth_bearer(h, &tok2, &len2) == FA_OK),
+	    "httpauth_bearer_offered disagrees with httpauth_bearer");
+	if (r == HTTPAUTH_BEARER)
+		fuzz_check(tok == tok2 && len == len2, "offered token differs");
+	else
+		fuzz_check(tok == NULL && len == 0, "offered outputs set without a token");
+	if (r == HTTPAUTH_MALFORMED)
+		fuzz_check(scheme == HTTPAUTH_MALFORMED, "a malformed offer the scheme accepts");
+	if (r == HTTPAUTH_NONE)
+		fuzz_check(scheme != HTTPAUTH_BEARER, "a Bearer header read as no offer");
+}
+
 static void
 fuzz_b64(const char *in, size_t n)
 {
@@ -166,6 +190,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    "scheme out of range");
 	fuzz_basic(h, hlen, scheme);
 	fuzz_bearer(h, hlen, scheme);
+	fuzz_offered(h, scheme);
 	free(h);
 
 	fuzz_b64((const char *)data, size);

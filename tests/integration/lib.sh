@@ -650,12 +650,14 @@ start_lighttpd() {
 # start_apache PORT SNIPPET: a self-contained httpd.conf in $T/apache-PORT
 # (event MPM, the modules our snippets need, logs and run files there)
 # including the (already substituted) shipped snippet.  Sets APACHE_PID and
-# APACHE_DIR; waits for the port.
+# APACHE_DIR; waits for the port.  FA_APACHE_EXTRA_MODULES: more module
+# names to load (e.g. "authn_core authnz_fcgi cgid").
 start_apache() {
 	local port=$1 snippet=$2 m mods=""
 	APACHE_DIR=$T/apache-$port
 	mkdir -p "$APACHE_DIR/htdocs" "$APACHE_DIR/run"
-	for m in mpm_event authz_core alias env setenvif headers proxy proxy_fcgi fcgid; do
+	for m in mpm_event authz_core alias env setenvif headers proxy proxy_fcgi fcgid \
+	    ${FA_APACHE_EXTRA_MODULES:-}; do
 		mods="${mods}LoadModule ${m}_module $APACHE_MODULES/mod_$m.so
 "
 	done

@@ -148,6 +148,7 @@ START_TEST(key_names)
 		"cache_client_ttl", "cache_negative_ttl", "cache_revocation_ttl",
 		"ratelimit_token", "ratelimit_introspect", "ratelimit_revoke",
 		"ratelimit_userinfo", "ratelimit_login",
+		"fastcgi_roles", "ratelimit_authorizer",
 	};
 	size_t i;
 
@@ -616,6 +617,21 @@ START_TEST(env_process_environment)
 }
 END_TEST
 
+/* What the Authorizer hands a protected script is not configuration. */
+START_TEST(env_request_variables)
+{
+	char *env[] = { "FASTAUTH_SUB=alice", "FASTAUTH_CLIENT_ID=web",
+	    "FASTAUTH_SCOPE=read write", "FASTAUTH_EXP=1700000000",
+	    "FASTAUTH_REQUIRED_SCOPE=admin", "FASTAUTH_THREADS=7", NULL };
+	char *near[] = { "FASTAUTH_SUBJECT=alice", NULL };
+
+	ck_assert_int_eq(config_load_env(cfg, env, &cause), FA_OK);
+	ck_assert_int_eq(cfg->threads, 7);
+	ck_assert_int_eq(config_load_env(cfg, near, &cause), FA_ERR);
+	ck_assert_str_eq(cause, "environment: FASTAUTH_SUBJECT: unknown variable");
+}
+END_TEST
+
 START_TEST(validate)
 {
 	ck_assert_int_eq(set("redis_backoff_min_ms", "6000"), FA_OK);
@@ -858,6 +874,7 @@ config_suite(void)
 	tcase_add_test(tc, env_errors);
 	tcase_add_test(tc, env_redis_url_alias);
 	tcase_add_test(tc, env_process_environment);
+	tcase_add_test(tc, env_request_variables);
 	tcase_add_test(tc, validate);
 	tcase_add_test(tc, dump_reloads);
 	tcase_add_test(tc, dump_hides_redis_password);

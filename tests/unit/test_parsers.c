@@ -574,6 +574,30 @@ START_TEST(bearer_invalid)
 }
 END_TEST
 
+/* The Authorizer's reading: a token, a broken Bearer, or nothing offered. */
+START_TEST(bearer_offered)
+{
+	const char *tok;
+	size_t len;
+
+	ck_assert_int_eq(httpauth_bearer_offered("Bearer abc.def", &tok, &len),
+	    HTTPAUTH_BEARER);
+	ck_assert_uint_eq(len, 7);
+	ck_assert_int_eq(strncmp(tok, "abc.def", len), 0);
+	ck_assert_int_eq(httpauth_bearer_offered("bearer two words", &tok, &len),
+	    HTTPAUTH_MALFORMED);
+	ck_assert_ptr_null(tok);
+	ck_assert_int_eq(httpauth_bearer_offered("Bearer", &tok, &len), HTTPAUTH_MALFORMED);
+	ck_assert_int_eq(httpauth_bearer_offered("Bearer   ", &tok, &len), HTTPAUTH_MALFORMED);
+	ck_assert_int_eq(httpauth_bearer_offered(NULL, &tok, &len), HTTPAUTH_NONE);
+	ck_assert_int_eq(httpauth_bearer_offered("", &tok, &len), HTTPAUTH_NONE);
+	ck_assert_int_eq(httpauth_bearer_offered("Basic YTpi", &tok, &len), HTTPAUTH_NONE);
+	ck_assert_int_eq(httpauth_bearer_offered("BearerX abc", &tok, &len), HTTPAUTH_NONE);
+	ck_assert_int_eq(httpauth_bearer_offered("Digest x=1", &tok, &len), HTTPAUTH_NONE);
+	ck_assert_uint_eq(len, 0);
+}
+END_TEST
+
 START_TEST(scheme_classification)
 {
 	ck_assert_int_eq(httpauth_scheme(NULL), HTTPAUTH_NONE);
@@ -630,6 +654,7 @@ parsers_suite(void)
 	tcase_add_test(tc, basic_too_long);
 	tcase_add_test(tc, bearer_valid);
 	tcase_add_test(tc, bearer_invalid);
+	tcase_add_test(tc, bearer_offered);
 	tcase_add_test(tc, scheme_classification);
 	suite_add_tcase(s, tc);
 	return s;

@@ -148,6 +148,10 @@ START_TEST(key_names)
 		"cache_client_ttl", "cache_negative_ttl", "cache_revocation_ttl",
 		"ratelimit_token", "ratelimit_introspect", "ratelimit_revoke",
 		"ratelimit_userinfo", "ratelimit_login",
+		"redis_sentinels", "redis_master_name", "redis_breaker_failures",
+		"redis_breaker_window", "redis_breaker_cooldown",
+		"redis_read_retries", "redis_wait_replicas", "redis_wait_timeout",
+		"revocation_grace",
 	};
 	size_t i;
 

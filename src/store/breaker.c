@@ -10,10 +10,13 @@
  * Transitions are compare-and-swap on `state`, so exactly one thread wins
  * each of them: one opener counts the open, one caller becomes the probe.
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "core/xmalloc.h"
 #include "store/breaker.h"
+
+#define BREAKER_NONE	INT64_MIN	/* an empty ring entry */
 
 void
 breaker_init(struct breaker *b, const struct breaker_params *p)
@@ -42,7 +45,7 @@ breaker_init(struct breaker *b, const struct breaker_params *p)
 	if (b->p.failures > 0) {
 		b->ring = xcalloc((size_t)b->p.failures, sizeof *b->ring);
 		for (i = 0; i < b->p.failures; i++)
-			atomic_init(&b->ring[i], 0);
+			atomic_init(&b->ring[i], BREAKER_NONE);
 	}
 }
 
@@ -62,7 +65,7 @@ breaker_forget(struct breaker *b)
 	int i;
 
 	for (i = 0; i < b->p.failures; i++)
-		atomic_store(&b->ring[i], 0);
+		atomic_store(&b->ring[i], BREAKER_NONE);
 }
 
 /*
@@ -132,7 +135,7 @@ breaker_failure(struct breaker *b, int64_t now, int probe)
 	atomic_store(&b->ring[i % (uint64_t)n], now);
 	/* The entry after ours is the oldest of the last n. */
 	oldest = atomic_load(&b->ring[(i + 1) % (uint64_t)n]);
-	if (oldest != 0 && now - oldest <= b->p.window_ms)
+	if (oldest != BREAKER_NONE && now - oldest <= b->p.window_ms)
 		breaker_open(b, BREAKER_CLOSED, now);
 }
 

@@ -58,7 +58,7 @@ struct breaker {
 	_Atomic int		 state;		/* enum breaker_state */
 	_Atomic int64_t		 until_ms;	/* open: cool-down end; half-open: probe lease end */
 	_Atomic uint64_t	 head;		/* next ring index (mod p.failures) */
-	_Atomic int64_t		*ring;		/* p.failures failure times, 0 = none */
+	_Atomic int64_t		*ring;		/* p.failures failure times, INT64_MIN = none */
 	_Atomic uint64_t	 opens;
 	_Atomic uint64_t	 short_circuits;
 	_Atomic uint64_t	 failures;

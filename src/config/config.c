@@ -157,6 +157,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_NUM(redis_wait_replicas, "0", 0, 16, 0),
 	CONFIG_NUM(redis_wait_timeout, "100", 1, 60000, 0),
 	CONFIG_NUM(revocation_grace, "0", 0, 300, 0),
+	CONFIG_NUM(listen_backlog, "1024", 16, 65535, 0),
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 

@@ -82,6 +82,7 @@ struct config {
 	int	 redis_wait_replicas;	/* WAIT after must-survive writes; 0 = off */
 	long	 redis_wait_timeout;	/* ms, < redis_command_timeout_ms */
 	long	 revocation_grace;	/* seconds the L1 may vouch after the mirror lost sync */
+	int	 listen_backlog;	/* standalone: pending connections (capped by somaxconn) */
 };
 
 /* A configuration holding the defaults. Free with config_free. */

@@ -151,7 +151,7 @@ START_TEST(key_names)
 		"redis_sentinels", "redis_master_name", "redis_breaker_failures",
 		"redis_breaker_window", "redis_breaker_cooldown",
 		"redis_read_retries", "redis_wait_replicas", "redis_wait_timeout",
-		"revocation_grace",
+		"revocation_grace", "listen_backlog",
 	};
 	size_t i;
 

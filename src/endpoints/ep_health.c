@@ -62,11 +62,12 @@ ep_health_ready(struct service_thread *t, struct request *r, struct response *re
 	redisReply *reply;
 	int ok, attempt;
 
-	/* Open breaker: the PING below would be refused anyway; say why. */
-	if (redis_pool_breaker_state(t->svc->pool) == BREAKER_OPEN) {
-		ep_health_ready_answer(t, resp, 503, "redis circuit breaker open");
-		return;
-	}
+	/*
+	 * Through the breaker like any request: refused at once while it is
+	 * open, and after the cool-down this PING may be the probe that closes
+	 * it -- an instance a load balancer took out of rotation must still be
+	 * able to come back with /ready as its only traffic.
+	 */
 	for (attempt = 0;; attempt++) {
 		reply = redis_conn_command(t->redis, "PING");
 		if (reply != NULL || !redis_conn_retry(t->redis, attempt))

@@ -802,8 +802,13 @@ redis_conn_begin(struct redis_conn *c, int continuing)
 	enum breaker_verdict v;
 
 	c->rejected = 0;
-	if (continuing && c->pending > 0 && !c->reading)
-		return c->ctx != NULL ? FA_OK : redis_conn_ensure(c);	/* mid-batch */
+	if (continuing && c->pending > 0 && !c->reading) {
+		/* Mid-batch: the breaker was asked when the batch began. */
+		if (c->ctx != NULL)
+			return FA_OK;
+		snprintf(c->errstr, sizeof c->errstr, "connection lost mid-batch");
+		return FA_UNAVAIL;
+	}
 	if (c->pending > 0) {
 		log_warn("redis slot %d: %d unread replies of an earlier batch; "
 		    "reconnecting", c->slot, c->pending);

@@ -73,6 +73,7 @@ static const char *config_check_prefix(char *);
 static const char *config_check_path(char *);
 static const char *config_check_audit(char *);
 static const char *config_check_ratelimit(char *);
+static const char *config_check_sentinels(char *);
 
 static const char *const config_log_levels[] = {
 	"err", "warn", "info", "debug", NULL	/* enum log_level order */
@@ -153,6 +154,17 @@ static const struct config_key config_keys[] = {
 	CONFIG_ENUM("fastcgi_roles", fastcgi_roles, "both", config_fastcgi_roles, NULL),
 	CONFIG_STR(ratelimit_authorizer, "50000/1s burst 100000 by client",
 	    config_check_ratelimit, 0),
+	/* resilience (fastauth(8), "Running Redis") */
+	CONFIG_STR(redis_sentinels, NULL, config_check_sentinels, CONFIG_UNSET_OK),
+	CONFIG_STR(redis_master_name, "mymaster", config_check_prefix, 0),
+	CONFIG_NUM(redis_breaker_failures, "5", 1, 1000, CONFIG_ZERO_OK),
+	CONFIG_NUM(redis_breaker_window, "10", 1, 3600, 0),
+	CONFIG_NUM(redis_breaker_cooldown, "2", 1, 3600, 0),
+	CONFIG_NUM(redis_read_retries, "2", 0, 5, 0),
+	CONFIG_NUM(redis_wait_replicas, "0", 0, 16, 0),
+	CONFIG_NUM(redis_wait_timeout, "100", 1, 60000, 0),
+	CONFIG_NUM(revocation_grace, "0", 0, 300, 0),
+	CONFIG_NUM(listen_backlog, "1024", 16, 65535, 0),
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -455,6 +467,32 @@ config_check_ratelimit(char *s)
 	snprintf(why, sizeof why, "%s", cause);
 	free(cause);
 	return why;
+}
+
+/* host:port[,host:port...]; [v6]:port allowed; at most 16. */
+static const char *
+config_check_sentinels(char *s)
+{
+	const char *p = s, *end, *colon;
+	int n = 0;
+
+	while (*p != '\0') {
+		end = p + strcspn(p, ",");
+		colon = NULL;
+		for (const char *q = p; q < end; q++)
+			if (*q == ':')
+				colon = q;
+		if (colon == NULL || colon == p || colon + 1 == end ||
+		    (size_t)(end - colon - 1) != strspn(colon + 1, "0123456789") ||
+		    end - colon - 1 > 5 || atoi(colon + 1) < 1 || atoi(colon + 1) > 65535)
+			return "must be a comma-separated list of host:port";
+		if (memchr(p, ' ', (size_t)(end - p)) != NULL)
+			return "must not contain spaces";
+		if (++n > 16)
+			return "at most 16 sentinels";
+		p = *end == ',' ? end + 1 : end;
+	}
+	return n == 0 ? "must name at least one sentinel" : NULL;
 }
 
 static const char *
@@ -828,6 +866,19 @@ config_validate(const struct config *cfg, char **cause)
 		*cause = xasprintf("refresh_token_idle_ttl (%ld) is longer than "
 		    "refresh_token_absolute_ttl (%ld)", cfg->refresh_token_idle_ttl,
 		    cfg->refresh_token_absolute_ttl);
+		return FA_ERR;
+	}
+	if (cfg->redis_wait_replicas > 0 &&
+	    cfg->redis_wait_timeout >= cfg->redis_command_timeout_ms) {
+		*cause = xasprintf("redis_wait_timeout (%ld) must be shorter than "
+		    "redis_command_timeout_ms (%ld)", cfg->redis_wait_timeout,
+		    cfg->redis_command_timeout_ms);
+		return FA_ERR;
+	}
+	if (cfg->redis_sentinels != NULL && cfg->redis_url != NULL &&
+	    strncmp(cfg->redis_url, "redis://", 8) != 0) {
+		*cause = xstrdup("redis_sentinels needs a redis:// redis_url (its "
+		    "password and db are used, its host is replaced by the master's)");
 		return FA_ERR;
 	}
 	if (cfg->issuer == NULL || cfg->redis_url == NULL ||

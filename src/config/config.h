@@ -72,6 +72,17 @@ struct config {
 	char	*ratelimit_revoke;
 	char	*ratelimit_userinfo;
 	char	*ratelimit_login;	/* counts failed logins only */
+	/* resilience: Sentinel, circuit breaker, retries, replication */
+	char	*redis_sentinels;	/* "host:port,..." or NULL (redis_url names the server) */
+	char	*redis_master_name;	/* the master's name at the sentinels */
+	int	 redis_breaker_failures;	/* failures within the window that open it; 0 = off */
+	long	 redis_breaker_window;	/* seconds */
+	long	 redis_breaker_cooldown;	/* seconds open before the half-open probe */
+	int	 redis_read_retries;	/* extra attempts of an idempotent read */
+	int	 redis_wait_replicas;	/* WAIT after must-survive writes; 0 = off */
+	long	 redis_wait_timeout;	/* ms, < redis_command_timeout_ms */
+	long	 revocation_grace;	/* seconds the L1 may vouch after the mirror lost sync */
+	int	 listen_backlog;	/* standalone: pending connections (capped by somaxconn) */
 	/* the FastCGI Authorizer role */
 	int	 fastcgi_roles;		/* enum config_roles: what this process answers */
 	char	*ratelimit_authorizer;	/* rate limit of Authorizer checks */

@@ -395,7 +395,7 @@ corrupt:
  * keyring_recs_free.
  */
 static int
-keyring_fetch(struct redis_conn *conn, struct keyring_rec **recsp, int *np,
+keyring_fetch_once(struct redis_conn *conn, struct keyring_rec **recsp, int *np,
     long long *generation, char **cause)
 {
 	const char *prefix = redis_conn_prefix(conn);
@@ -483,6 +483,22 @@ out:
 	*recsp = recs;
 	*np = out_n;
 	return FA_OK;
+}
+
+/* keyring_fetch_once, retried: it only reads. */
+static int
+keyring_fetch(struct redis_conn *conn, struct keyring_rec **recsp, int *np,
+    long long *generation, char **cause)
+{
+	int rc, attempt;
+
+	for (attempt = 0;; attempt++) {
+		rc = keyring_fetch_once(conn, recsp, np, generation, cause);
+		if (rc != FA_UNAVAIL || !redis_conn_retry(conn, attempt))
+			return rc;
+		free(*cause);
+		*cause = NULL;
+	}
 }
 
 static int

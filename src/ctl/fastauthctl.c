@@ -94,10 +94,10 @@ ctl_open(struct ctl *c)
 		ctl_fatal("%s", cause);
 	if (keyring_kek_load(c->cfg->kek_file, kek, &cause) != FA_OK)
 		ctl_fatal("%s", cause);
-	memset(&pp, 0, sizeof pp);
-	pp.url = c->cfg->redis_url;
-	pp.prefix = c->cfg->redis_prefix;
-	pp.connect_timeout_ms = c->cfg->redis_connect_timeout_ms;
+	service_pool_params(c->cfg, &pp);
+	/* One command at a time, by hand: no breaker, no retries. */
+	pp.breaker_failures = 0;
+	pp.read_retries = 0;
 	/* Administrative commands may wait longer than a request would. */
 	pp.command_timeout_ms = c->cfg->redis_command_timeout_ms < 5000 ?
 	    5000 : c->cfg->redis_command_timeout_ms;

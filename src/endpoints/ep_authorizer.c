@@ -142,7 +142,7 @@ ep_authorizer_handle(struct service_thread *t, struct request *r, struct respons
 		goto out;
 	rc = oauth_token_open(t, tok, len, (long long)time(NULL), &claims);
 	if (rc == FA_UNAVAIL) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	if (rc != FA_OK) {
@@ -155,7 +155,7 @@ ep_authorizer_handle(struct service_thread *t, struct request *r, struct respons
 		goto out;
 	if (lookup_token_revoked(t, claims.jti, claims.subject, claims.iat,
 	    &revoked) != FA_OK) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	if (revoked) {

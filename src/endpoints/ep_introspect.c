@@ -135,7 +135,7 @@ ep_introspect_handle(struct service_thread *t, struct request *r, struct respons
 	valid = is_refresh ? FA_DENIED :
 	    oauth_token_open(t, tok, strlen(tok), (long long)time(NULL), &claims);
 	if (valid == FA_UNAVAIL) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	if (valid == FA_OK)
@@ -143,7 +143,7 @@ ep_introspect_handle(struct service_thread *t, struct request *r, struct respons
 	else
 		rc = client_rc = lookup_client(t, cred.id, &client);
 	if (rc == FA_UNAVAIL) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	if (rc == FA_ERR)
@@ -157,7 +157,7 @@ ep_introspect_handle(struct service_thread *t, struct request *r, struct respons
 	}
 	if (is_refresh) {
 		if (ep_introspect_refresh(t, tok, resp) != FA_OK)
-			oauth_unavailable(resp);
+			oauth_unavailable(t, resp);
 	} else if (valid == FA_OK && !revoked)
 		ep_introspect_active(t, &claims, resp);
 	else {

@@ -50,7 +50,7 @@ ep_revoke_handle(struct service_thread *t, struct request *r, struct response *r
 	}
 	if (strncmp(tok, REFRESH_TOKEN_PREFIX, sizeof REFRESH_TOKEN_PREFIX - 1) == 0) {
 		if (refresh_revoke(t->redis, tok, client.id) == FA_UNAVAIL) {
-			oauth_unavailable(resp);
+			oauth_unavailable(t, resp);
 			goto out;
 		}
 		oauth_nostore(resp);
@@ -59,7 +59,7 @@ ep_revoke_handle(struct service_thread *t, struct request *r, struct response *r
 	}
 	rc = oauth_token_open(t, tok, strlen(tok), now, &claims);
 	if (rc == FA_UNAVAIL) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	if (rc == FA_OK && strcmp(claims.client, client.id) == 0) {
@@ -68,7 +68,7 @@ ep_revoke_handle(struct service_thread *t, struct request *r, struct response *r
 		if (store_revoke_jti(t->redis, claims.jti,
 		    (long)((long long)claims.exp - now)) != FA_OK) {
 			/* The client must know the token still works: say so. */
-			oauth_unavailable(resp);
+			oauth_unavailable(t, resp);
 			goto out;
 		}
 		lookup_note_revoked(t, claims.jti);
@@ -80,7 +80,7 @@ ep_revoke_handle(struct service_thread *t, struct request *r, struct response *r
 		if (events_publish(t->redis, "revoke %s %llu", hex,
 		    (unsigned long long)claims.exp) != FA_OK) {
 			log_warn("revocation of %s stored but not announced", hex);
-			oauth_unavailable(resp);
+			oauth_unavailable(t, resp);
 			goto out;
 		}
 	}

@@ -58,7 +58,7 @@ ep_token_issue(struct service_thread *t, struct token_claims *claims,
 	int first = 1, n;
 
 	if (keyring_current(svc->keyring, &kid, key) != FA_OK) {
-		oauth_unavailable(resp);	/* no key loaded yet: Redis never answered */
+		oauth_unavailable(t, resp);	/* no key loaded yet: Redis never answered */
 		return;
 	}
 	n = token_seal(t->crypto, kid, key, claims, text, sizeof text);
@@ -215,7 +215,7 @@ ep_token_new_refresh(struct service_thread *t, const struct store_client *client
 		return FA_OK;
 	if (refresh_issue(t->redis, &rp, client->id, sub, scope, time(NULL), out,
 	    outcap, fam) != FA_OK) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		return FA_ERR;
 	}
 	*have = 1;
@@ -261,7 +261,7 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	rc = users_login_check(t->redis, &tp, username, r->remote_addr, now_ms,
 	    &locked, &delay_ms);
 	if (rc == FA_UNAVAIL) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		return;
 	}
 	if (locked || delay_ms > 0) {
@@ -275,7 +275,7 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	if (rc == FA_UNAVAIL || rc == FA_ERR) {
 		if (rc == FA_ERR)
 			log_warn("user record '%s' unreadable", username);
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	found = rc == FA_OK;
@@ -361,7 +361,7 @@ ep_token_refresh(struct service_thread *t, struct request *r, const struct form 
 	if (asked != NULL) {
 		rc = refresh_lookup(t->redis, rt, &grant, &active);
 		if (rc == FA_UNAVAIL) {
-			oauth_unavailable(resp);
+			oauth_unavailable(t, resp);
 			return;
 		}
 		if (rc == FA_OK && active &&
@@ -371,7 +371,7 @@ ep_token_refresh(struct service_thread *t, struct request *r, const struct form 
 	rc = refresh_rotate(t->redis, &rp, rt, client->id, time(NULL), next, sizeof next,
 	    &grant, &reuse);
 	if (rc == FA_UNAVAIL) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		return;
 	}
 	if (rc != FA_OK) {
@@ -388,7 +388,7 @@ ep_token_refresh(struct service_thread *t, struct request *r, const struct form 
 	/* The user must still exist, be enabled and not be revoked wholesale. */
 	rc = users_get_by_id(&uc, grant.sub, &user);
 	if (rc == FA_UNAVAIL || rc == FA_ERR) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	if (rc != FA_OK || user.locked || grant.auth_time < user.not_before) {

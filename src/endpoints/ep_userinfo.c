@@ -153,7 +153,7 @@ ep_userinfo_handle(struct service_thread *t, struct request *r, struct response 
 		goto out;
 	rc = oauth_token_open(t, tok, len, (long long)time(NULL), &claims);
 	if (rc == FA_UNAVAIL) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	if (rc != FA_OK) {
@@ -179,7 +179,7 @@ ep_userinfo_handle(struct service_thread *t, struct request *r, struct response 
 	 * below, in the same round trip, so it is not looked up twice.
 	 */
 	if (lookup_token_revoked(t, claims.jti, "", claims.iat, &revoked) != FA_OK) {
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	if (revoked) {
@@ -190,7 +190,7 @@ ep_userinfo_handle(struct service_thread *t, struct request *r, struct response 
 	if (rc == FA_UNAVAIL || rc == FA_ERR) {
 		if (rc == FA_ERR)
 			log_warn("user record of subject %s unreadable", claims.subject);
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		goto out;
 	}
 	if (rc != FA_OK || user.locked || (long long)claims.iat < (long long)user.not_before) {

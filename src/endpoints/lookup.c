@@ -164,7 +164,7 @@ lookup_state_cached(struct service_thread *t, const uint8_t jti[TOKEN_JTI_LEN],
     const char *subject, uint64_t iat, uint64_t *epoch)
 {
 	struct cache *c = shm_cache(t->svc->shm);
-	uint64_t now = shm_now(), e, nbf;
+	uint64_t now = shm_now(), e, nbf, trusted = 0;
 	uint8_t v[32];
 	char key[CACHE_KEY_MAX + 1];
 	size_t len = 0, klen;
@@ -174,11 +174,20 @@ lookup_state_cached(struct service_thread *t, const uint8_t jti[TOKEN_JTI_LEN],
 	got = cache_get(c, CACHE_REVOCATION, jti, TOKEN_JTI_LEN, now, v, sizeof v, &len);
 	if (got == FA_OK && len == 1 && v[0] == 'R')
 		return 1;
-	if (!mirror_trusted(shm_mirror(t->svc->shm), now, epoch))
-		return -1;
+	if (!mirror_trusted(shm_mirror(t->svc->shm), now, &trusted)) {
+		/*
+		 * revocation_grace: entries of the epoch that was in sync until at
+		 * most that long ago are still believed; nothing new is cached
+		 * under it (*epoch stays 0).
+		 */
+		if (!mirror_recent(shm_mirror(t->svc->shm), now,
+		    (uint64_t)t->svc->cfg->revocation_grace * LOOKUP_US, &trusted))
+			return -1;
+	} else
+		*epoch = trusted;
 	if (got == FA_OK && len == 9 && v[0] == 'V') {
 		memcpy(&e, v + 1, 8);
-		jti_ok = e == *epoch;
+		jti_ok = e == trusted;
 	}
 	if (!jti_ok)
 		return -1;
@@ -191,7 +200,7 @@ lookup_state_cached(struct service_thread *t, const uint8_t jti[TOKEN_JTI_LEN],
 		return -1;
 	memcpy(&e, v + 1, 8);
 	memcpy(&nbf, v + 9, 8);
-	if (e != *epoch)
+	if (e != trusted)
 		return -1;
 	return iat < nbf ? 1 : 0;
 }

@@ -8,6 +8,7 @@
  * time. An unknown client is hashed and compared too, so it costs what a wrong
  * secret costs, and both get the same answer.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,6 +26,7 @@
 #include "endpoints/service.h"
 #include "http/httpauth.h"
 #include "http/request.h"
+#include "store/redis_pool.h"
 
 void
 oauth_nostore(struct response *resp)
@@ -50,9 +52,13 @@ oauth_error(struct response *resp, int status, const char *code, const char *des
 }
 
 void
-oauth_unavailable(struct response *resp)
+oauth_unavailable(struct service_thread *t, struct response *resp)
 {
-	response_header(resp, "Retry-After", "1");
+	char v[24];
+
+	/* While the breaker is open, its remaining cool-down; else a second. */
+	snprintf(v, sizeof v, "%ld", redis_pool_retry_after(t->svc->pool));
+	response_header(resp, "Retry-After", v);
 	oauth_error(resp, 503, "temporarily_unavailable",
 	    "the token store is unreachable; try again");
 }
@@ -180,7 +186,7 @@ oauth_client_verify(struct service_thread *t, const struct oauth_client_cred *c,
 	if (rc == FA_UNAVAIL || rc == FA_ERR) {
 		if (rc == FA_ERR)
 			log_warn("client record '%s' unreadable", c->id);
-		oauth_unavailable(resp);
+		oauth_unavailable(t, resp);
 		return FA_UNAVAIL;
 	}
 	oauth_secret_mac(t->crypto, t->svc->pepper, c->secret, mac);

@@ -19,8 +19,12 @@ struct service_thread;
 
 /* Answer {"error":code,"error_description":desc} with status (no-store). */
 void	oauth_error(struct response *, int status, const char *code, const char *desc);
-/* 503 with Retry-After: the store cannot be reached; never guess. */
-void	oauth_unavailable(struct response *);
+/*
+ * 503 temporarily_unavailable with Retry-After: the store cannot be reached;
+ * never guess. Retry-After is the circuit breaker's remaining cool-down
+ * (rounded up, at least 1 s) while it is open, else 1.
+ */
+void	oauth_unavailable(struct service_thread *, struct response *);
 /* 401 invalid_client with WWW-Authenticate. */
 void	oauth_invalid_client(struct response *, const char *desc);
 /* JSON success headers for token-bearing answers: no-store, no-cache. */

@@ -119,6 +119,29 @@ service_follow_segment(struct service *svc)
 	    "the new one");
 }
 
+void
+service_pool_params(const struct config *cfg, struct redis_pool_params *pp)
+{
+	memset(pp, 0, sizeof *pp);
+	pp->url = cfg->redis_url;
+	pp->prefix = cfg->redis_prefix;
+	pp->connect_timeout_ms = cfg->redis_connect_timeout_ms;
+	pp->command_timeout_ms = cfg->redis_command_timeout_ms;
+	pp->backoff_min_ms = cfg->redis_backoff_min_ms;
+	pp->backoff_max_ms = cfg->redis_backoff_max_ms;
+	if (cfg->redis_sentinels != NULL) {
+		pp->sentinels = cfg->redis_sentinels;
+		pp->master_name = cfg->redis_master_name;
+	}
+	pp->breaker_failures = cfg->redis_breaker_failures;
+	pp->breaker_window_ms = cfg->redis_breaker_window * 1000;
+	pp->breaker_cooldown_ms = cfg->redis_breaker_cooldown * 1000;
+	pp->read_retries = cfg->redis_read_retries;
+	pp->wait_replicas = cfg->redis_wait_replicas;
+	pp->wait_timeout_ms = cfg->redis_wait_timeout;
+	pp->size = 1;
+}
+
 struct service *
 service_new(const struct config *cfg, int nthreads, char **cause)
 {
@@ -137,13 +160,7 @@ service_new(const struct config *cfg, int nthreads, char **cause)
 		goto fail;
 	have_kek = 1;
 
-	memset(&pp, 0, sizeof pp);
-	pp.url = cfg->redis_url;
-	pp.prefix = cfg->redis_prefix;
-	pp.connect_timeout_ms = cfg->redis_connect_timeout_ms;
-	pp.command_timeout_ms = cfg->redis_command_timeout_ms;
-	pp.backoff_min_ms = cfg->redis_backoff_min_ms;
-	pp.backoff_max_ms = cfg->redis_backoff_max_ms;
+	service_pool_params(cfg, &pp);
 	pp.size = nthreads + 1;
 	if ((svc->pool = redis_pool_new(&pp, cause)) == NULL)
 		goto fail;
@@ -230,13 +247,11 @@ service_subscriber_main(void *arg)
 	char msg[EVENTS_MSG_MAX], *cause = NULL;
 	int connected = 0, rc;
 
-	memset(&pp, 0, sizeof pp);
-	pp.url = svc->cfg->redis_url;
-	pp.prefix = svc->cfg->redis_prefix;
-	pp.connect_timeout_ms = svc->cfg->redis_connect_timeout_ms;
-	pp.command_timeout_ms = svc->cfg->redis_command_timeout_ms;
-	pp.backoff_min_ms = svc->cfg->redis_backoff_min_ms;
-	pp.backoff_max_ms = svc->cfg->redis_backoff_max_ms;
+	service_pool_params(svc->cfg, &pp);
+	/* The subscriber paces itself; a breaker would only delay its resubscription. */
+	pp.breaker_failures = 0;
+	pp.read_retries = 0;
+	pp.wait_replicas = 0;
 	if ((sub = events_sub_new(&pp, &cause)) == NULL) {
 		log_err("mirror subscriber: %s", cause);
 		free(cause);

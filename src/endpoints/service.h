@@ -17,6 +17,7 @@ struct config;
 struct keyring;
 struct redis_pool;
 struct redis_conn;
+struct redis_pool_params;
 struct shm;
 struct admission;
 struct limits;
@@ -62,6 +63,11 @@ void	service_free(struct service *);
  * housekeeping thread, which keeps retrying if Redis is away now.
  */
 void	service_start(struct service *);
+/*
+ * Pool parameters from the configuration (timeouts, Sentinel, breaker,
+ * retries, WAIT), size 1; the strings point into cfg.
+ */
+void	service_pool_params(const struct config *, struct redis_pool_params *);
 /* Stop the housekeeping thread (waits for it). */
 void	service_stop(struct service *);
 /* Context for request thread i; free with service_thread_free. */

@@ -90,7 +90,7 @@ main(int argc, char **argv)
 	log_open("fastauth", cfg->log_syslog, cfg->log_level);
 
 	if (cfg->listen != NULL) {
-		if ((fd = master_listen(cfg->listen, &cause)) < 0) {
+		if ((fd = master_listen(cfg->listen, cfg->listen_backlog, &cause)) < 0) {
 			log_err("%s", cause);
 			free(cause);
 			config_free(cfg);

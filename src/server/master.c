@@ -48,7 +48,7 @@ struct master {
 };
 
 int
-master_listen(const char *addr, char **cause)
+master_listen(const char *addr, int backlog, char **cause)
 {
 	const char *bind = addr;
 	mode_t old;
@@ -71,7 +71,8 @@ master_listen(const char *addr, char **cause)
 	}
 	/* The web server's user reaches the socket through its group: 0660. */
 	old = umask(0117);
-	fd = FCGX_OpenSocket(bind, 1024);
+	/* Connections beyond the backlog are refused by the kernel, not queued. */
+	fd = FCGX_OpenSocket(bind, backlog);
 	umask(old);
 	if (fd < 0) {
 		*cause = xasprintf("listen %s: %s", addr, strerror(errno ? errno : EADDRINUSE));

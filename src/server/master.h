@@ -9,10 +9,10 @@
 struct config;
 
 /*
- * Open the listen socket for addr ("unix:/path" or "host:port"). Returns the
- * fd or -1 with *cause.
+ * Open the listen socket for addr ("unix:/path" or "host:port") with backlog
+ * pending connections. Returns the fd or -1 with *cause.
  */
-int	master_listen(const char *addr, char **cause);
+int	master_listen(const char *addr, int backlog, char **cause);
 /*
  * Supervise cfg->processes workers on listen_fd until SIGTERM/SIGINT. cfg is
  * taken over (freed on reload and at exit); path and must_exist are used to

@@ -18,6 +18,17 @@ mirror_region_init(struct mirror_region *m)
 	atomic_store(&m->epoch, 1);
 	atomic_store(&m->connected, 0);
 	atomic_store(&m->messages, 0);
+	atomic_store(&m->lost_epoch, 0);
+	atomic_store(&m->lost_at, 0);
+}
+
+/* Remember that epoch was in sync until at (see mirror.h for the order). */
+static void
+mirror_note_lost(struct mirror_region *m, uint64_t epoch, uint64_t at)
+{
+	atomic_store(&m->lost_at, 0);
+	atomic_store(&m->lost_epoch, epoch);
+	atomic_store(&m->lost_at, at);
 }
 
 int
@@ -35,6 +46,8 @@ mirror_lead(struct mirror_region *m, uint64_t now, uint64_t *mine)
 	if (!atomic_compare_exchange_strong(&m->owner, &cur, claim))
 		return 0;
 	/* The old leader's subscription is not ours: nothing is vouched for yet. */
+	if (atomic_load(&m->connected))
+		mirror_note_lost(m, atomic_load(&m->epoch), hb);	/* its last sign */
 	atomic_store(&m->connected, 0);
 	atomic_fetch_add(&m->epoch, 1);
 	atomic_store(&m->heartbeat, now);
@@ -53,6 +66,8 @@ mirror_set_connected(struct mirror_region *m, int connected, uint64_t now)
 {
 	uint64_t e;
 
+	if (!connected && atomic_load(&m->connected))
+		mirror_note_lost(m, atomic_load(&m->epoch), now);
 	/* Epoch first: a reader seeing connected=1 must see the new epoch. */
 	e = atomic_fetch_add(&m->epoch, 1) + 1;
 	atomic_store(&m->heartbeat, now);
@@ -71,5 +86,34 @@ mirror_trusted(struct mirror_region *m, uint64_t now, uint64_t *epoch)
 	if (now > hb && now - hb > MIRROR_STALE_US)
 		return 0;
 	*epoch = atomic_load_explicit(&m->epoch, memory_order_acquire);
+	return 1;
+}
+
+int
+mirror_recent(struct mirror_region *m, uint64_t now, uint64_t grace_us,
+    uint64_t *epoch)
+{
+	uint64_t hb, at, e;
+
+	if (grace_us == 0)
+		return 0;
+	if (atomic_load_explicit(&m->connected, memory_order_acquire)) {
+		/* Subscribed but the leader went silent: in sync until its last beat. */
+		hb = atomic_load_explicit(&m->heartbeat, memory_order_acquire);
+		e = atomic_load_explicit(&m->epoch, memory_order_acquire);
+		if (now >= hb && now - hb <= grace_us &&
+		    atomic_load(&m->connected) && atomic_load(&m->epoch) == e) {
+			*epoch = e;
+			return 1;
+		}
+		return 0;
+	}
+	at = atomic_load_explicit(&m->lost_at, memory_order_acquire);
+	e = atomic_load_explicit(&m->lost_epoch, memory_order_acquire);
+	if (at == 0 || at != atomic_load_explicit(&m->lost_at, memory_order_acquire))
+		return 0;
+	if (now < at || now - at > grace_us)
+		return 0;
+	*epoch = e;
 	return 1;
 }

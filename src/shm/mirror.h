@@ -21,6 +21,15 @@ struct mirror_region {
 	_Atomic uint64_t	epoch;		/* bumped on every subscribe and loss */
 	_Atomic uint32_t	connected;	/* 1 while the leader is subscribed */
 	_Atomic uint64_t	messages;	/* invalidations applied */
+	/*
+	 * The last loss of sync (revocation_grace): the epoch that was trusted
+	 * until lost_at (shm_now() us). Zero in a segment made before these
+	 * fields existed, which reads as "never in sync": no grace, fail closed.
+	 * Written lost_at = 0, lost_epoch, lost_at, so a reader that sees the
+	 * same non-zero lost_at before and after reading lost_epoch has a pair.
+	 */
+	_Atomic uint64_t	lost_epoch;
+	_Atomic uint64_t	lost_at;
 };
 
 /* A leader silent for this long (us) is replaced, and not believed. */
@@ -38,5 +47,12 @@ void	mirror_beat(struct mirror_region *, uint64_t now);
 uint64_t mirror_set_connected(struct mirror_region *, int connected, uint64_t now);
 /* 1 and *epoch when cached revocation state may be believed now, else 0. */
 int	mirror_trusted(struct mirror_region *, uint64_t now, uint64_t *epoch);
+/*
+ * revocation_grace: 1 and *epoch when the mirror is not trusted now but was
+ * in sync at most grace_us ago -- then entries of that epoch may be believed
+ * (bounded staleness). 0 when grace_us is 0 or sync was lost longer ago.
+ */
+int	mirror_recent(struct mirror_region *, uint64_t now, uint64_t grace_us,
+	    uint64_t *epoch);
 
 #endif

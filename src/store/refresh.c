@@ -341,6 +341,7 @@ refresh_issue(struct redis_conn *conn, const struct refresh_params *p,
 		rc = FA_ERR;
 		goto out;
 	}
+	(void)redis_conn_durable(conn, "refresh token issue");	/* counted; the write stands */
 	memcpy(token_out, token, REFRESH_TOKEN_SIZE);
 	memcpy(fam_out, fam, sizeof fam);
 	rc = FA_OK;
@@ -421,6 +422,12 @@ refresh_rotate(struct redis_conn *conn, const struct refresh_params *p,
 	if (refresh_num(r, 7, &v) != FA_OK)
 		goto fail;
 	out->graced = v == 1;
+	/*
+	 * The rotation is committed on the master: a WAIT shortfall is logged
+	 * and counted, never turned into an error -- the client would retry
+	 * with the old token, find it rotated and lose its family.
+	 */
+	(void)redis_conn_durable(conn, "refresh token rotation");
 	memcpy(new_token, token2, REFRESH_TOKEN_SIZE);
 	rc = FA_OK;
 	goto out;
@@ -474,6 +481,7 @@ refresh_revoke_grant(struct redis_conn *conn, const char *token, const char *cli
 	}
 	if (newly != NULL && refresh_num(r, 3, &v) == FA_OK)
 		*newly = v == 1;
+	(void)redis_conn_durable(conn, "refresh token revocation");
 	rc = FA_OK;
 out:
 	redis_pool_reply_free(r);
@@ -504,6 +512,8 @@ refresh_revoke_subject(struct redis_conn *conn, const char *sub)
 	if ((rc = redis_pool_reply_ok(r, "refresh", "revoke subject")) == FA_OK &&
 	    r->type != REDIS_REPLY_INTEGER)
 		rc = FA_UNAVAIL;
+	if (rc == FA_OK)
+		(void)redis_conn_durable(conn, "refresh revocation of a subject");
 	redis_pool_reply_free(r);
 	free(key);
 	return rc;
@@ -518,14 +528,18 @@ refresh_lookup(struct redis_conn *conn, const char *token, struct refresh_grant 
 	redisReply *r = NULL;
 	long long iat, abs, created, ttl;
 	time_t now = time(NULL);
-	int rc, st;
+	int rc, st, attempt;
 
 	memset(out, 0, sizeof *out);
 	*active = 0;
 	if (refresh_key(conn, token, &key) != FA_OK)
 		return FA_NOTFOUND;
-	r = redis_conn_eval(conn, refresh_lookup_script, 1, 2,
-	    (const char *[]){ key, redis_conn_prefix(conn) });
+	for (attempt = 0;; attempt++) {		/* a read-only script */
+		r = redis_conn_eval(conn, refresh_lookup_script, 1, 2,
+		    (const char *[]){ key, redis_conn_prefix(conn) });
+		if (r != NULL || !redis_conn_retry(conn, attempt))
+			break;
+	}
 	if ((rc = redis_pool_reply_ok(r, "refresh", "lookup")) != FA_OK)
 		goto out;
 	if ((st = refresh_status(r)) < 0) {

@@ -217,11 +217,16 @@ int
 store_client_get(struct redis_conn *conn, const char *id, struct store_client *out)
 {
 	redisReply *r;
-	int rc;
+	int rc, attempt;
 
 	if (!store_id_valid(id))
 		return FA_NOTFOUND;
-	r = redis_conn_command(conn, "HGETALL %sclient:%s", redis_conn_prefix(conn), id);
+	for (attempt = 0;; attempt++) {		/* an idempotent read */
+		r = redis_conn_command(conn, "HGETALL %sclient:%s",
+		    redis_conn_prefix(conn), id);
+		if (r != NULL || !redis_conn_retry(conn, attempt))
+			break;
+	}
 	rc = store_client_result(conn, id, r, out);
 	redis_pool_reply_free(r);
 	return rc;
@@ -354,6 +359,8 @@ store_revoke_jti(struct redis_conn *conn, const uint8_t jti[TOKEN_JTI_LEN], long
 	    redis_conn_prefix(conn), hex, ttl);
 	rc = redis_pool_reply_ok(r, "store", "revoke");
 	redis_pool_reply_free(r);
+	if (rc == FA_OK)
+		(void)redis_conn_durable(conn, "revoke");	/* counted; the write stands */
 	return rc;
 }
 
@@ -384,11 +391,11 @@ store_is_revoked(struct redis_conn *conn, const uint8_t jti[TOKEN_JTI_LEN])
 	return rc;
 }
 
-int
-store_client_and_revoked(struct redis_conn *conn, const char *id,
+static int
+store_client_and_revoked_once(struct redis_conn *conn, const char *id,
     struct store_client *out, int *client_rc,
     const uint8_t jti[TOKEN_JTI_LEN], int *revoked,
-    const char *subject, long long *nbf)
+    const char *subject, long long *nbf, int *noreply)
 {
 	const char *prefix = redis_conn_prefix(conn);
 	char hex[2 * TOKEN_JTI_LEN + 1];
@@ -403,6 +410,7 @@ store_client_and_revoked(struct redis_conn *conn, const char *id,
 	/* id NULL: the caller has the client already, only the token state is wanted. */
 	valid = id != NULL && store_id_valid(id);
 	crypto_hex(jti, TOKEN_JTI_LEN, hex);
+	*noreply = 1;
 	if (valid && redis_conn_append(conn, "HGETALL %sclient:%s", prefix, id) != FA_OK)
 		return FA_UNAVAIL;
 	if (redis_conn_append(conn, "EXISTS %srevoked:%s", prefix, hex) != FA_OK)
@@ -415,6 +423,7 @@ store_client_and_revoked(struct redis_conn *conn, const char *id,
 	rrevoked = redis_conn_reply(conn);
 	if (want_nbf)
 		rnbf = redis_conn_reply(conn);
+	*noreply = (valid && rclient == NULL) || rrevoked == NULL || (want_nbf && rnbf == NULL);
 
 	rc = FA_UNAVAIL;
 	if (valid) {
@@ -448,4 +457,21 @@ out:
 	redis_pool_reply_free(rrevoked);
 	redis_pool_reply_free(rnbf);
 	return rc;
+}
+
+int
+store_client_and_revoked(struct redis_conn *conn, const char *id,
+    struct store_client *out, int *client_rc,
+    const uint8_t jti[TOKEN_JTI_LEN], int *revoked,
+    const char *subject, long long *nbf)
+{
+	int rc, attempt, noreply;
+
+	/* Reads only: a batch that lost its replies may be sent again. */
+	for (attempt = 0;; attempt++) {
+		rc = store_client_and_revoked_once(conn, id, out, client_rc, jti, revoked,
+		    subject, nbf, &noreply);
+		if (rc != FA_UNAVAIL || !noreply || !redis_conn_retry(conn, attempt))
+			return rc;
+	}
 }

@@ -610,14 +610,19 @@ users_get(const struct users_ctx *ctx, const char *username, struct users_user *
 	const char *prefix = redis_conn_prefix(ctx->conn);
 	char *key = NULL, *nbfp = NULL;
 	redisReply *r = NULL;
-	int rc;
+	int rc, attempt;
 
 	memset(out, 0, sizeof *out);
 	if (!users_name_valid(username))
 		return FA_NOTFOUND;
 	key = xasprintf("%suser:%s", prefix, username);
 	nbfp = xasprintf("%snbf:", prefix);
-	r = redis_conn_eval(ctx->conn, users_get_script, 1, 2, (const char *[]){ key, nbfp });
+	for (attempt = 0;; attempt++) {		/* a read-only script */
+		r = redis_conn_eval(ctx->conn, users_get_script, 1, 2,
+		    (const char *[]){ key, nbfp });
+		if (r != NULL || !redis_conn_retry(ctx->conn, attempt))
+			break;
+	}
 	if ((rc = redis_pool_reply_ok(r, "users", "get user")) != FA_OK)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY) {
@@ -647,7 +652,7 @@ users_get_by_id(const struct users_ctx *ctx, const char *id, struct users_user *
 	char *uidkey = NULL, *nbfkey = NULL, *userp = NULL;
 	char username[USERS_NAME_MAX + 1];
 	redisReply *r = NULL;
-	int rc;
+	int rc, attempt;
 
 	memset(out, 0, sizeof *out);
 	if (!users_id_valid(id))
@@ -655,8 +660,12 @@ users_get_by_id(const struct users_ctx *ctx, const char *id, struct users_user *
 	uidkey = xasprintf("%suid:%s", prefix, id);
 	nbfkey = xasprintf("%snbf:%s", prefix, id);
 	userp = xasprintf("%suser:", prefix);
-	r = redis_conn_eval(ctx->conn, users_get_by_id_script, 2, 3,
-	    (const char *[]){ uidkey, nbfkey, userp });
+	for (attempt = 0;; attempt++) {		/* a read-only script */
+		r = redis_conn_eval(ctx->conn, users_get_by_id_script, 2, 3,
+		    (const char *[]){ uidkey, nbfkey, userp });
+		if (r != NULL || !redis_conn_retry(ctx->conn, attempt))
+			break;
+	}
 	if ((rc = redis_pool_reply_ok(r, "users", "get user by id")) != FA_OK)
 		goto out;
 	if (r->type != REDIS_REPLY_ARRAY) {
@@ -954,6 +963,8 @@ users_set_not_before(struct redis_conn *conn, const char *id, time_t t)
 	snprintf(val, sizeof val, "%lld", (long long)t);
 	rc = users_eval_int(conn, "set not-before", users_nbf_script, 1, 2,
 	    (const char *[]){ key, val }, &v);
+	if (rc == FA_OK)
+		(void)redis_conn_durable(conn, "not-before");	/* a revocation */
 	free(key);
 	return rc;
 }

@@ -149,6 +149,10 @@ START_TEST(key_names)
 		"ratelimit_token", "ratelimit_introspect", "ratelimit_revoke",
 		"ratelimit_userinfo", "ratelimit_login",
 		"fastcgi_roles", "ratelimit_authorizer",
+		"redis_sentinels", "redis_master_name", "redis_breaker_failures",
+		"redis_breaker_window", "redis_breaker_cooldown",
+		"redis_read_retries", "redis_wait_replicas", "redis_wait_timeout",
+		"revocation_grace", "listen_backlog",
 	};
 	size_t i;
 

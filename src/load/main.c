@@ -524,14 +524,14 @@ main(int argc, char **argv)
 		load_bad("-c is only used with --setup");
 	if (setup && (cfg.client_id != NULL || users_file != NULL))
 		load_bad("--setup creates its own clients and users: drop --client-id and --users");
-	if (cfg.client_secret == NULL && (env = getenv("FASTAUTH_LOAD_CLIENT_SECRET")) != NULL)
+	if (cfg.client_secret == NULL && (env = getenv("FA_LOAD_CLIENT_SECRET")) != NULL)
 		cfg.client_secret = xstrdup(env);
-	if (cfg.attacker_secret == NULL &&
-	    (env = getenv("FASTAUTH_LOAD_ATTACKER_SECRET")) != NULL)
+	if (cfg.attacker_id != NULL && cfg.attacker_secret == NULL &&
+	    (env = getenv("FA_LOAD_ATTACKER_SECRET")) != NULL)
 		cfg.attacker_secret = xstrdup(env);
 	if (!setup && (cfg.client_id == NULL || cfg.client_secret == NULL))
 		load_bad("give --setup (with --fastauthctl and -c) or --client-id and "
-		    "--client-secret (or FASTAUTH_LOAD_CLIENT_SECRET)");
+		    "--client-secret (or FA_LOAD_CLIENT_SECRET)");
 	if ((cfg.attacker_id == NULL) != (cfg.attacker_secret == NULL) && !setup)
 		load_bad("--attacker-client-id and --attacker-client-secret go together");
 	if (cfg.clients + cfg.attackers > LOAD_CONNS_MAX)
@@ -552,6 +552,10 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	/* --- setup ------------------------------------------------------------ */
+	if (setup_probe(&cfg, &cause) != FA_OK) {
+		fprintf(stderr, "fastauth-load: %s\n", cause);
+		goto out;
+	}
 	if (setup && setup_fastauthctl(&cfg, ctl, conf, setup_users, &cause) != FA_OK) {
 		fprintf(stderr, "fastauth-load: setup: %s\n", cause);
 		goto out;

@@ -358,6 +358,29 @@ out:
 	return rc;
 }
 
+int
+setup_probe(const struct load_cfg *cfg, char **cause)
+{
+	struct sockaddr_in sa;
+	int fd, rc = FA_ERR;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)cfg->port);
+	inet_pton(AF_INET, cfg->connect_host, &sa.sin_addr);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		*cause = xasprintf("socket: %s", strerror(errno));
+		return FA_ERR;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == -1)
+		*cause = xasprintf("connect to %s:%d (%s): %s", cfg->connect_host, cfg->port,
+		    cfg->url, strerror(errno));
+	else
+		rc = FA_OK;
+	close(fd);
+	return rc;
+}
+
 /* POST form to the token endpoint as the legit client; the access token. */
 static int
 setup_token(const struct load_cfg *cfg, const struct buf *form, char **token, char **cause)

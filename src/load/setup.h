@@ -27,6 +27,8 @@ int	setup_users_file(struct load_cfg *, const char *path, char **cause);
  * grant (for UserInfo). FA_OK or FA_ERR with *cause.
  */
 int	setup_tokens(struct load_cfg *, size_t ncc, int want_user_tokens, char **cause);
+/* Can the server be reached at all? FA_OK, or FA_ERR with *cause. */
+int	setup_probe(const struct load_cfg *, char **cause);
 /* Free what setup put into cfg. */
 void	setup_free(struct load_cfg *);
 

@@ -13,6 +13,7 @@
  * usage: ceiling [--threads N]   (default 4, as fastauth's "threads")
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "ceiling: FCGX_Init failed\n");
 		return 1;
 	}
+	/*
+	 * libfcgi catches SIGTERM and only sets a flag that a blocked accept
+	 * never looks at: restore the default, so that the web server (or a
+	 * test) stopping us is obeyed at once.
+	 */
+	signal(SIGTERM, SIG_DFL);
 	for (i = 0; i < n; i++)
 		if (pthread_create(&tids[i], NULL, ceiling_thread, NULL) != 0) {
 			fprintf(stderr, "ceiling: pthread_create failed\n");

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -180,6 +181,18 @@ load_parse_url(struct load_cfg *cfg, const char *url)
 	free(path);
 }
 
+/* User plus system CPU time of this process so far, in seconds. */
+static double
+load_cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) == -1)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static double
 load_ms(uint64_t us)
 {
@@ -300,6 +313,8 @@ load_report_json(const struct load_cfg *cfg, const struct load_report *r)
 	    "timeout_ms", cfg->timeout_ms, "elapsed_s", r->secs,
 	    "attackers", cfg->attackers, "distribution", dist);
 	json_object_set_new(doc, "rate", cfg->rate > 0 ? json_real(cfg->rate) : json_null());
+	/* What the load generator itself used (it may share the server's cores). */
+	json_object_set_new(doc, "load_cpu_s", json_real(load_cpu_seconds()));
 	g = load_group_json(&r->legit, r->secs, ROLE_LEGIT);
 	ops = json_object();
 	for (op = 0; op < DIST_NOPS; op++) {

@@ -12,11 +12,12 @@
 #    replayed refresh token honoured) and the legitimate users were served;
 #  - bad arguments: exit 2 and a message that names the problem;
 #  - a server that is not there: exit 1 and a message.
-# Tests assert behaviour, never speed.
+# Tests assert behaviour, never speed.  FA_LOAD_BIN overrides the program
+# (a sanitizer build, say).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
-FASTAUTH_LOAD=${FASTAUTH_LOAD:-$top_builddir/src/load/fastauth-load}
+FASTAUTH_LOAD=${FA_LOAD_BIN:-$top_builddir/src/load/fastauth-load}
 require "$REDIS_SERVER" "$REDIS_CLI" "$LIGHTTPD" curl python3
 require_fastauth
 [ -x "$FASTAUTH_LOAD" ] || die "$FASTAUTH_LOAD is not built (run make)"

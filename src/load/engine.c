@@ -73,7 +73,7 @@ struct engine {
 };
 
 uint64_t
-load_now_us(void)
+engine_now_us(void)
 {
 	struct timespec ts;
 
@@ -430,7 +430,7 @@ engine_thread_main(void *arg)
 	while (!atomic_load_explicit(&e->stop, memory_order_relaxed)) {
 		ms = (int)((wait + 999) / 1000);
 		n = epoll_wait(th->ep, evs, 128, ms);
-		now = load_now_us();
+		now = engine_now_us();
 		for (i = 0; i < n; i++)
 			engine_event(evs[i].data.ptr, evs[i].events, now);
 		if (now >= next_scan || n <= 0) {
@@ -452,7 +452,7 @@ engine_run(struct engine *e, volatile sig_atomic_t *interrupted, char **cause)
 	int t, i, k, rc = FA_ERR;
 
 	*cause = NULL;
-	e->t_begin = load_now_us();
+	e->t_begin = engine_now_us();
 	e->t_measure = e->t_begin + (uint64_t)cfg->warmup_s * 1000000u;
 	interval = e->interval_us;
 	for (t = 0; t < e->nth; t++) {
@@ -479,13 +479,13 @@ engine_run(struct engine *e, volatile sig_atomic_t *interrupted, char **cause)
 	}
 	for (;;) {
 		nanosleep(&tick, NULL);
-		now = load_now_us();
+		now = engine_now_us();
 		if (now >= e->t_measure + (uint64_t)cfg->duration_s * 1000000u ||
 		    (interrupted != NULL && *interrupted) ||
 		    (cfg->max_requests > 0 && atomic_load(&e->legit_done) >= cfg->max_requests))
 			break;
 	}
-	e->t_stop = load_now_us();
+	e->t_stop = engine_now_us();
 	atomic_store(&e->stop, 1);
 	rc = FA_OK;
 out:

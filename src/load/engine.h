@@ -8,6 +8,7 @@
 #define ENGINE_H
 
 #include <signal.h>
+#include <stdint.h>
 
 #include "load/load.h"
 #include "load/scenario.h"
@@ -25,6 +26,8 @@ void		 engine_free(struct engine *);
 int		 engine_run(struct engine *, volatile sig_atomic_t *interrupted, char **cause);
 /* The merged statistics, stats[role][op]; valid after engine_run. */
 const struct load_stats *engine_stats(const struct engine *, int role, int op);
+/* Microseconds on CLOCK_MONOTONIC. */
+uint64_t	 engine_now_us(void);
 /* Seconds the measurement window lasted (after the warm-up). */
 double		 engine_elapsed(const struct engine *);
 

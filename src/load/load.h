@@ -89,9 +89,7 @@ struct load_cfg {
 	size_t		 token_len;	/* length of a real access token, for forgeries */
 };
 
-/* Microseconds on CLOCK_MONOTONIC. */
-uint64_t	load_now_us(void);
-/* "token", ..., "ddos_flood", ...; never NULL for op < OP_N. */
+/* Names for reports (main.c). "token", ..., "ddos_flood", ...; never NULL. */
 const char	*load_op_name(int op);
 const char	*load_err_name(int err);
 const char	*load_attack_name(enum load_attack);

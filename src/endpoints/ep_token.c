@@ -253,9 +253,14 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	}
 	if (ep_token_scope(form_get(f, "scope"), client->scope, scope, resp) != FA_OK)
 		return;
-	/* Failed logins of this key (address or username) in the local limiter. */
+	/*
+	 * Failed logins of this key (address or username). Every attempt is
+	 * charged before its Argon2 run and a success refunded after: peeking
+	 * first and charging failures after would let every attempt that
+	 * arrives while one request is left through at once.
+	 */
 	login_key = limits_key(svc->limits, LIMITS_LOGIN, r, client->id, username);
-	if (limits_peek(t, LIMITS_LOGIN, login_key, resp) != FA_OK)
+	if (limits_check(t, LIMITS_LOGIN, login_key, resp) != FA_OK)
 		return;
 	ep_token_throttle_params(cfg, &tp);
 	rc = users_login_check(t->redis, &tp, username, r->remote_addr, now_ms,
@@ -298,12 +303,6 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	admission_release(adm, slot);
 
 	if (!ok) {
-		struct response scratch;
-
-		/* Count the failure; its 429 is for the next attempt, not this one. */
-		response_init(&scratch);
-		limits_check(t, LIMITS_LOGIN, login_key, &scratch);
-		response_free(&scratch);
 		if (users_login_failed(t->redis, &tp, username, r->remote_addr, now_ms,
 		    &now_locked) == FA_OK && now_locked != 0)
 			audit_event(AUDIT_ACCOUNT_LOCKED, AUDIT_CRITICAL, r->remote_addr,
@@ -316,6 +315,7 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 		ep_token_bad_login(resp);
 		goto out;
 	}
+	limits_refund(t, LIMITS_LOGIN, login_key);
 	users_login_succeeded(t->redis, username);
 	if (rehash && users_rehash_password(&uc, username, user.pw, newphc) == FA_OK)
 		log_info("password of '%s' re-hashed with the current parameters", username);

@@ -54,6 +54,16 @@ static const char limits_lua[] =
 	"redis.call('SET', KEYS[1], nt, 'PX', math.ceil((nt - now) / 1000) + 1)\n"
 	"return {1, 0}\n";
 
+/* Give one request back: ARGV interval_us. */
+static const char limits_refund_lua[] =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+	"local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+	"local nt = tat - tonumber(ARGV[1])\n"
+	"if nt <= now then redis.call('DEL', KEYS[1]) return 0 end\n"
+	"redis.call('SET', KEYS[1], nt, 'PX', math.ceil((nt - now) / 1000) + 1)\n"
+	"return 1\n";
+
 struct limits *
 limits_new(const struct config *cfg, char **cause)
 {
@@ -163,9 +173,9 @@ out:
 	return rc;
 }
 
-static int
-limits_run(struct service_thread *t, enum limits_class cls, const char *key,
-    struct response *resp, int peek)
+int
+limits_check(struct service_thread *t, enum limits_class cls, const char *key,
+    struct response *resp)
 {
 	struct limits *l = t->svc->limits;
 	struct ratelimit *rl = shm_ratelimit(t->svc->shm);
@@ -177,13 +187,12 @@ limits_run(struct service_thread *t, enum limits_class cls, const char *key,
 	if (!l->spec[cls].enabled || key == NULL)
 		return FA_OK;
 	klen = strlen(key);
-	rc = peek ? ratelimit_peek(rl, &l->pol[cls], key, klen, shm_now(), &res) :
-	    ratelimit_check(rl, &l->pol[cls], key, klen, shm_now(), &res);
+	rc = ratelimit_check(rl, &l->pol[cls], key, klen, shm_now(), &res);
 	if (rc == FA_LIMIT) {
 		limits_refuse(resp, cls, &l->spec[cls], res.retry_after, res.reset, 0);
 		return FA_LIMIT;
 	}
-	if (!peek && l->spec[cls].cluster &&
+	if (l->spec[cls].cluster &&
 	    limits_cluster(t, cls, key, &retry) == FA_LIMIT) {
 		limits_refuse(resp, cls, &l->spec[cls], retry, retry, 0);
 		return FA_LIMIT;
@@ -191,16 +200,26 @@ limits_run(struct service_thread *t, enum limits_class cls, const char *key,
 	return FA_OK;
 }
 
-int
-limits_check(struct service_thread *t, enum limits_class cls, const char *key,
-    struct response *resp)
-{
-	return limits_run(t, cls, key, resp, 0);
-}
 
-int
-limits_peek(struct service_thread *t, enum limits_class cls, const char *key,
-    struct response *resp)
+void
+limits_refund(struct service_thread *t, enum limits_class cls, const char *key)
 {
-	return limits_run(t, cls, key, resp, 1);
+	struct limits *l = t->svc->limits;
+	const struct ratespec *sp = &l->spec[cls];
+	unsigned long long interval;
+	redisReply *r;
+
+	if (!sp->enabled || key == NULL)
+		return;
+	ratelimit_refund(shm_ratelimit(t->svc->shm), &l->pol[cls], key,
+	    strlen(key), shm_now());
+	if (!sp->cluster)
+		return;
+	/* A refund that does not reach Redis errs on the strict side. */
+	interval = sp->period_s * 1000000ULL / sp->rate;
+	r = redis_conn_command(t->redis, "EVAL %s 1 %srl:%s:%s %llu",
+	    limits_refund_lua, redis_conn_prefix(t->redis), limits_names[cls], key,
+	    interval > 0 ? interval : 1);
+	if (r != NULL)
+		freeReplyObject(r);
 }

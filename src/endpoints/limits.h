@@ -33,9 +33,12 @@ enum ratespec_by limits_by(const struct limits *, enum limits_class);
  */
 int	limits_check(struct service_thread *, enum limits_class, const char *key,
 	    struct response *);
-/* Would a request be allowed? Counts nothing. FA_OK or FA_LIMIT after writing 429. */
-int	limits_peek(struct service_thread *, enum limits_class, const char *key,
-	    struct response *);
+/*
+ * Give back one request limits_check counted, for requests that turn out not
+ * to count (a login that succeeded): charging before the work and refunding
+ * after is what keeps concurrent requests from overrunning the budget.
+ */
+void	limits_refund(struct service_thread *, enum limits_class, const char *key);
 /* The key for class from what the request carries (client id or address). */
 const char *limits_key(const struct limits *, enum limits_class, const struct request *,
 	    const char *client_id, const char *username);

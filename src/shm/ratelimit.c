@@ -455,6 +455,32 @@ ratelimit_peek(struct ratelimit *rl, const struct ratelimit_policy *p,
 }
 
 void
+ratelimit_refund(struct ratelimit *rl, const struct ratelimit_policy *p,
+    const void *key, size_t keylen, uint64_t now)
+{
+	uint64_t	 h = shm_hash_prepared(&rl->pre[p->id], key, keylen);
+	uint64_t	 fp = rl_fp(h), w, tat;
+	_Atomic uint64_t *b = rl->slots + (h & rl->mask) * RL_WAYS;
+	int		 i, tries;
+
+	for (i = 0; i < RL_WAYS; i++) {
+		w = atomic_load_explicit(&b[i], memory_order_relaxed);
+		for (tries = 0; tries < RL_TRIES && (w >> RL_FP_SHIFT) == fp;
+		    tries++) {
+			/* An expired state has nothing left to give back. */
+			tat = rl_tat(w, now, p->horizon);
+			if (tat <= now)
+				return;
+			tat = tat - now > p->interval ? tat - p->interval : now;
+			if (atomic_compare_exchange_weak_explicit(&b[i], &w,
+			    rl_word(fp, tat), memory_order_relaxed,
+			    memory_order_relaxed))
+				return;
+		}
+	}
+}
+
+void
 ratelimit_reset(struct ratelimit *rl, const struct ratelimit_policy *p,
     const void *key, size_t keylen)
 {

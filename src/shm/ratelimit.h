@@ -68,6 +68,13 @@ int	ratelimit_check(struct ratelimit *, const struct ratelimit_policy *,
 int	ratelimit_peek(struct ratelimit *, const struct ratelimit_policy *,
 	    const void *key, size_t keylen, uint64_t now,
 	    struct ratelimit_result *);
+/*
+ * Give back one request a ratelimit_check of key counted (charge first,
+ * refund when the request turned out not to count, e.g. a login that
+ * succeeded): concurrent requests can then never overrun the budget.
+ */
+void	ratelimit_refund(struct ratelimit *, const struct ratelimit_policy *,
+	    const void *key, size_t keylen, uint64_t now);
 /* Forget key's state under policy (e.g. login failures after a success). */
 void	ratelimit_reset(struct ratelimit *, const struct ratelimit_policy *,
 	    const void *key, size_t keylen);

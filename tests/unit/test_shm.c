@@ -901,6 +901,36 @@ START_TEST(test_rl_peek_and_reset)
 }
 END_TEST
 
+/* Charge first, refund what did not count: a budget that cannot be overrun. */
+START_TEST(test_rl_refund)
+{
+	struct ratelimit_policy	pol;
+	struct ratelimit_result	r;
+	unsigned		i;
+
+	policy(&pol, 8, 5, 60 * SEC, 3);
+	/* Refunding a key with no state, or twice too many, gives nothing extra. */
+	ratelimit_refund(rl, &pol, "v", 1, T0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(ratelimit_check(rl, &pol, "v", 1, T0, NULL), FA_OK);
+	ck_assert_int_eq(ratelimit_check(rl, &pol, "v", 1, T0, NULL), FA_LIMIT);
+	ratelimit_refund(rl, &pol, "v", 1, T0);
+	ck_assert_int_eq(ratelimit_peek(rl, &pol, "v", 1, T0, &r), FA_OK);
+	ck_assert_uint_eq(r.remaining, 1);
+	for (i = 0; i < 10; i++)
+		ratelimit_refund(rl, &pol, "v", 1, T0);
+	ck_assert_int_eq(ratelimit_peek(rl, &pol, "v", 1, T0, &r), FA_OK);
+	ck_assert_uint_eq(r.remaining, 3);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(ratelimit_check(rl, &pol, "v", 1, T0, NULL), FA_OK);
+	ck_assert_int_eq(ratelimit_check(rl, &pol, "v", 1, T0, NULL), FA_LIMIT);
+	/* Part way through an interval: the refund moves the TAT back one interval. */
+	ratelimit_refund(rl, &pol, "v", 1, T0 + 5 * SEC);
+	ck_assert_int_eq(ratelimit_peek(rl, &pol, "v", 1, T0 + 5 * SEC, &r), FA_OK);
+	ck_assert_uint_eq(r.remaining, 1);
+}
+END_TEST
+
 START_TEST(test_rl_keys_and_policies)
 {
 	struct ratelimit_policy	a, b;
@@ -1736,6 +1766,7 @@ shm_suite(void)
 	tcase_add_test(tc, test_rl_against_model);
 	tcase_add_test(tc, test_rl_sustained_rate);
 	tcase_add_test(tc, test_rl_peek_and_reset);
+	tcase_add_test(tc, test_rl_refund);
 	tcase_add_test(tc, test_rl_keys_and_policies);
 	tcase_add_test(tc, test_rl_table_full);
 	tcase_add_test(tc, test_rl_duplicate_merged);

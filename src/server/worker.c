@@ -36,6 +36,8 @@
 #include "http/request.h"
 #include "http/router.h"
 #include "server/worker.h"
+#include "shm/metrics.h"
+#include "shm/shm.h"
 
 struct worker_thread {
 	pthread_t		 thread;
@@ -56,8 +58,11 @@ static void
 worker_handle(struct worker_thread *w)
 {
 	const struct config *cfg = w->st->svc->cfg;
+	enum metrics_endpoint ep = METRICS_EP_OTHER;
+	uint64_t start = shm_now();
 	int rc, head;
 
+	metrics_gauge_add(METRICS_G_BUSY, 1);
 	/* The response is empty here: reset after every send, and at init. */
 	rc = request_read(&w->req, &w->fcgx, cfg->max_body_size);
 	if (rc == FA_LIMIT)
@@ -65,11 +70,13 @@ worker_handle(struct worker_thread *w)
 	else if (rc != FA_OK)
 		oauth_error(&w->resp, 400, "invalid_request", "incomplete request body");
 	else
-		router_dispatch(w->st, &w->req, &w->resp);
+		ep = router_dispatch(w->st, &w->req, &w->resp);
 	response_header(&w->resp, "X-Content-Type-Options", "nosniff");
 	head = strcmp(w->req.method, "HEAD") == 0;
 	if (response_send(&w->resp, &w->fcgx, head) != FA_OK)
 		log_debug("response not delivered (client gone)");
+	metrics_request(ep, w->resp.status, shm_now() - start);
+	metrics_gauge_add(METRICS_G_BUSY, -1);
 	response_reset(&w->resp);
 }
 

@@ -73,9 +73,10 @@ worker_handle(struct worker_thread *w)
 		ep = router_dispatch(w->st, &w->req, &w->resp);
 	response_header(&w->resp, "X-Content-Type-Options", "nosniff");
 	head = strcmp(w->req.method, "HEAD") == 0;
+	/* Counted before the answer leaves: a client that saw it sees it counted. */
+	metrics_request(ep, w->resp.status, shm_now() - start);
 	if (response_send(&w->resp, &w->fcgx, head) != FA_OK)
 		log_debug("response not delivered (client gone)");
-	metrics_request(ep, w->resp.status, shm_now() - start);
 	metrics_gauge_add(METRICS_G_BUSY, -1);
 	response_reset(&w->resp);
 }

@@ -184,7 +184,7 @@ metrics_move(struct metrics_region *r, struct metrics_slot *s)
 	_Atomic uint64_t *to = (_Atomic uint64_t *)((uint8_t *)&r->retired +
 	    METRICS_FOLD_OFF);
 	uint64_t v;
-	size_t i;
+	size_t i, moved = 0;
 	int g;
 
 	for (g = 0; g < METRICS_GAUGE_COUNT; g++)
@@ -194,7 +194,7 @@ metrics_move(struct metrics_region *r, struct metrics_slot *s)
 			continue;
 		/* Add first: a folder killed here counts v twice, never zero times. */
 		atomic_fetch_add_explicit(&to[i], v, memory_order_relaxed);
-		if (i == METRICS_FOLD_WORDS / 2 && metrics_test_hook != NULL)
+		if (++moved == 2 && metrics_test_hook != NULL)
 			metrics_test_hook();
 		atomic_fetch_sub_explicit(&from[i], v, memory_order_relaxed);
 	}

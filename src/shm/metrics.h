@@ -106,7 +106,10 @@ void	metrics_view_free(struct metrics *);
  * slot of its own, FA_LIMIT when recording goes to the retired slot.
  */
 int	metrics_attach(struct metrics *);
-/* Fold this process's slot into the retired slot and stop recording. */
+/*
+ * Fold this process's slot into the retired slot and stop recording. Call it
+ * before shm_close of the segment it was attached to.
+ */
 void	metrics_detach(void);
 /*
  * Fold the slots of dead processes into the retired slot. Returns how many.
@@ -145,7 +148,8 @@ const char *metrics_endpoint_name(enum metrics_endpoint);
 /* The status code counted at index i (0 for "other", the last index). */
 int	metrics_status_code(unsigned i);
 
-/* Test hook, NULL in production: called half-way through a fold. */
+/* Test hook, NULL in production: called in a fold between adding a word to
+ * the retired slot and subtracting it from the folded one. */
 extern void	(*metrics_test_hook)(void);
 
 #endif

@@ -148,6 +148,12 @@ START_TEST(key_names)
 		"cache_client_ttl", "cache_negative_ttl", "cache_revocation_ttl",
 		"ratelimit_token", "ratelimit_introspect", "ratelimit_revoke",
 		"ratelimit_userinfo", "ratelimit_login",
+		"shm_metrics_slots", "shm_anomaly_entries", "metrics_allow",
+		"metrics_token_file", "anomaly_window", "anomaly_invalid_tokens",
+		"anomaly_client_auth_failures", "anomaly_login_failures",
+		"anomaly_suspect_seconds", "anomaly_throttle",
+		"latency_anomaly_factor", "latency_anomaly_floor_ms",
+		"latency_anomaly_min_requests", "latency_anomaly_interval",
 	};
 	size_t i;
 

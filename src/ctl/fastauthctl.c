@@ -29,7 +29,10 @@
 #include "store/redis_pool.h"
 #include "store/events.h"
 #include "store/refresh.h"
+#include "endpoints/monitor.h"
 #include "shm/admission.h"
+#include "shm/anomaly.h"
+#include "shm/metrics.h"
 #include "shm/mirror.h"
 #include "shm/shm.h"
 #include "store/store.h"
@@ -354,6 +357,38 @@ usage:
 	return 1;
 }
 
+/* The metrics slots and the anomaly table (what GET /metrics reads). */
+static void
+ctl_shm_observability(struct ctl *c, struct shm *seg, uint64_t now)
+{
+	static const char *kinds[ANOMALY_KINDS] = {
+		"invalid tokens", "client auth failures", "login failures"
+	};
+	struct metrics_snapshot *ms = xmalloc(sizeof *ms);
+	struct anomaly_params ap;
+	struct anomaly_stats an;
+	uint64_t requests = 0;
+	int e, i;
+
+	metrics_snapshot(shm_metrics(seg), ms);
+	for (e = 0; e < METRICS_EP_COUNT; e++)
+		for (i = 0; i < METRICS_STATUS_COUNT; i++)
+			requests += ms->requests[e][i];
+	printf("metrics: %u of %u slots live, %llu dead processes folded, %llu "
+	    "without a slot; %llu requests counted\n", ms->live, ms->slots,
+	    (unsigned long long)ms->retired, (unsigned long long)ms->overflow,
+	    (unsigned long long)requests);
+	free(ms);
+	monitor_params(c->cfg, &ap);
+	anomaly_stats(shm_anomaly(seg), &ap, now, &an);
+	printf("anomaly detector: %llu of %llu addresses tracked\n",
+	    (unsigned long long)an.tracked, (unsigned long long)an.entries);
+	for (i = 0; i < ANOMALY_KINDS; i++)
+		printf("  %-21s %llu addresses suspected now, %llu alarms raised\n",
+		    kinds[i], (unsigned long long)an.suspected[i],
+		    (unsigned long long)an.raised[i]);
+}
+
 static int
 ctl_shm(struct ctl *c, int argc, char **argv)
 {
@@ -414,6 +449,7 @@ ctl_shm(struct ctl *c, int argc, char **argv)
 	    mirror_trusted(m, now, &epoch) ? "in sync (subscribed)" :
 	    "not trusted (Redis is asked)", (unsigned long long)atomic_load(&m->epoch),
 	    (unsigned long long)atomic_load(&m->messages));
+	ctl_shm_observability(c, seg, now);
 	shm_close(seg);
 	return 0;
 }

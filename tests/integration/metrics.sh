@@ -234,6 +234,11 @@ scrape "$T/m5"; N_SCRAPES_B=$N_SCRAPES
 check_mix "$T/m4" "$T/m5"
 never_backwards "$T/m3" "$T/m5" "after the replacement served"
 
+STATS=$(ctl shm stats 2>"$T/ctl.err") || fail "fastauthctl shm stats" "$(cat "$T/ctl.err")"
+assert_match "$(printf '%s\n' "$STATS" | grep '^metrics:')" \
+    "^metrics: $PROCS of 64 slots live, [1-9][0-9]* dead processes folded, 0 without a slot" \
+    "fastauthctl shm stats shows the metrics slots"
+
 # --- the token-guessing detector -----------------------------------------------
 
 assert_eq "$(grep -c token_guessing_suspected "$T/audit.log" || true)" 0 \

@@ -9,10 +9,13 @@
  * and while the parent kills and replaces recording processes at random for
  * a couple of seconds, checking every snapshot against the one before.
  *
- * Segments are named "tmet-<pid of main>-<n>" and unlinked at the end.
+ * Segments are named "tmet-<pid of main>-<n>" and unlinked at the end of
+ * each test and of main, failed tests included.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -583,6 +586,26 @@ metrics_suite(void)
 	return s;
 }
 
+/* Segments a failed or crashed test left behind. */
+static void
+cleanup_segments(void)
+{
+	struct dirent *de;
+	char prefix[64], name[300];
+	DIR *d;
+
+	snprintf(prefix, sizeof prefix, "fastauth.tmet-%d-", (int)main_pid);
+	if ((d = opendir("/dev/shm")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		snprintf(name, sizeof name, "/%s", de->d_name);
+		shm_unlink(name);
+	}
+	closedir(d);
+}
+
 int
 main(void)
 {
@@ -594,5 +617,7 @@ main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	if (getpid() == main_pid)
+		cleanup_segments();
 	return failed == 0 ? 0 : 1;
 }

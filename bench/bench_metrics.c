@@ -149,6 +149,8 @@ main(int argc, char **argv)
 	    ratelimit_policy_init(&bm_pol, 0, 1000000, 1000000, 1000000,
 	    &cause) != FA_OK) {
 		fprintf(stderr, "bench_metrics: %s\n", cause);
+		shm_close(bm_seg);
+		shm_unlink_segment(inst, &cause);
 		return 1;
 	}
 	/* The raw counter: a word of the (otherwise unused) anomaly region. */

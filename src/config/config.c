@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "core/cidr.h"
 #include "core/ratespec.h"
 #include "core/buf.h"
 #include "core/fastauth.h"
@@ -74,6 +75,7 @@ static const char *config_check_path(char *);
 static const char *config_check_audit(char *);
 static const char *config_check_ratelimit(char *);
 static const char *config_check_sentinels(char *);
+static const char *config_check_cidrs(char *);
 
 static const char *const config_log_levels[] = {
 	"err", "warn", "info", "debug", NULL	/* enum log_level order */
@@ -165,6 +167,22 @@ static const struct config_key config_keys[] = {
 	CONFIG_NUM(redis_wait_timeout, "100", 1, 60000, 0),
 	CONFIG_NUM(revocation_grace, "0", 0, 300, 0),
 	CONFIG_NUM(listen_backlog, "1024", 16, 65535, 0),
+	/* observability: metrics slots, GET /metrics access, anomaly detection */
+	CONFIG_NUM(shm_metrics_slots, "64", 1, 4096, 0),
+	CONFIG_NUM(shm_anomaly_entries, "4096", 16, 1048576, 0),
+	CONFIG_STR(metrics_allow, "127.0.0.1/32 ::1/128", config_check_cidrs,
+	    CONFIG_UNSET_OK),
+	CONFIG_STR(metrics_token_file, NULL, config_check_path, CONFIG_UNSET_OK),
+	CONFIG_NUM(anomaly_window, "60", 1, 3600, 0),
+	CONFIG_NUM(anomaly_invalid_tokens, "100", 1, 10000000, CONFIG_ZERO_OK),
+	CONFIG_NUM(anomaly_client_auth_failures, "30", 1, 10000000, CONFIG_ZERO_OK),
+	CONFIG_NUM(anomaly_login_failures, "30", 1, 10000000, CONFIG_ZERO_OK),
+	CONFIG_NUM(anomaly_suspect_seconds, "600", 1, 86400, 0),
+	CONFIG_STR(anomaly_throttle, "off", config_check_ratelimit, 0),
+	CONFIG_NUM(latency_anomaly_factor, "4", 2, 1000, CONFIG_ZERO_OK),
+	CONFIG_NUM(latency_anomaly_floor_ms, "50", 0, 60000, 0),
+	CONFIG_NUM(latency_anomaly_min_requests, "50", 1, 10000000, 0),
+	CONFIG_NUM(latency_anomaly_interval, "10", 1, 3600, 0),
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
@@ -493,6 +511,20 @@ config_check_sentinels(char *s)
 		p = *end == ',' ? end + 1 : end;
 	}
 	return n == 0 ? "must name at least one sentinel" : NULL;
+}
+
+static const char *
+config_check_cidrs(char *s)
+{
+	static char why[200];
+	struct cidr_list l;
+	char *cause = NULL;
+
+	if (cidr_list_parse(s, &l, &cause) == FA_OK)
+		return NULL;
+	snprintf(why, sizeof why, "%s", cause);
+	free(cause);
+	return why;
 }
 
 static const char *

@@ -72,6 +72,21 @@ struct config {
 	char	*ratelimit_revoke;
 	char	*ratelimit_userinfo;
 	char	*ratelimit_login;	/* counts failed logins only */
+	/* observability */
+	long	 shm_metrics_slots;	/* processes with a metrics slot */
+	long	 shm_anomaly_entries;	/* addresses the detector tracks */
+	char	*metrics_allow;		/* addresses/CIDRs that may GET /metrics; NULL = any */
+	char	*metrics_token_file;	/* file holding the bearer token for /metrics; NULL = none */
+	long	 anomaly_window;	/* seconds of the sliding window */
+	long	 anomaly_invalid_tokens;	/* per address and window; 0 = off */
+	long	 anomaly_client_auth_failures;
+	long	 anomaly_login_failures;
+	long	 anomaly_suspect_seconds;	/* an alarmed address stays suspect this long */
+	char	*anomaly_throttle;	/* rate-limit policy for suspect addresses, or "off" */
+	long	 latency_anomaly_factor;	/* p95 above factor x baseline; 0 = off */
+	long	 latency_anomaly_floor_ms;	/* and above this */
+	long	 latency_anomaly_min_requests;	/* per evaluation window */
+	long	 latency_anomaly_interval;	/* seconds between evaluations */
 	/* resilience: Sentinel, circuit breaker, retries, replication */
 	char	*redis_sentinels;	/* "host:port,..." or NULL (redis_url names the server) */
 	char	*redis_master_name;	/* the master's name at the sentinels */

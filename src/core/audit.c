@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,15 @@ static const char *audit_type_names[AUDIT_TYPE_COUNT] = {
 	[AUDIT_CLIENT_AUTH_FAILURE] =	"client_auth_failure",
 	[AUDIT_USER_TOKENS_REVOKED] =	"user_tokens_revoked",
 	[AUDIT_PASSWORD_CHANGED] =	"password_changed",
+	[AUDIT_TOKEN_GUESSING_SUSPECTED] = "token_guessing_suspected",
+	[AUDIT_CREDENTIAL_STUFFING_SUSPECTED] = "credential_stuffing_suspected",
+	[AUDIT_LATENCY_ANOMALY] =	"latency_anomaly",
 };
+
+_Static_assert(AUDIT_TYPE_COUNT <= AUDIT_TYPES_MAX, "too many event types");
+
+/* Told of every event (metrics); set once at start, read per event. */
+static void (*_Atomic audit_observer)(enum audit_type, enum audit_severity);
 
 static const char *audit_severity_names[] = { "info", "warning", "critical" };
 static const int audit_severity_prio[] = { LOG_INFO, LOG_WARNING, LOG_CRIT };
@@ -68,7 +77,8 @@ static const int audit_severity_prio[] = { LOG_INFO, LOG_WARNING, LOG_CRIT };
 static const char *audit_keys[] = {
 	"reason", "grant_type", "endpoint", "family_id", "subject", "jti",
 	"scope", "failures", "lock_seconds", "until", "request_id",
-	"user_agent", "actor", "method", "key_id", "count",
+	"user_agent", "actor", "method", "key_id", "count", "window_seconds",
+	"p95_ms", "baseline_ms",
 };
 
 /*
@@ -92,6 +102,12 @@ audit_init(void)
 {
 	pthread_atfork(audit_atfork_prepare, audit_atfork_release,
 	    audit_atfork_release);
+}
+
+void
+audit_set_observer(void (*fn)(enum audit_type, enum audit_severity))
+{
+	atomic_store(&audit_observer, fn);
 }
 
 const char *
@@ -283,9 +299,12 @@ audit_event(enum audit_type type, enum audit_severity sev,
 {
 	struct buf	line = BUF_INIT;
 	int		rc, wrc = FA_ERR, saved;
+	void		(*observe)(enum audit_type, enum audit_severity);
 
 	if ((unsigned)type >= AUDIT_TYPE_COUNT || (unsigned)sev > AUDIT_CRITICAL)
 		return FA_ERR;
+	if ((observe = atomic_load(&audit_observer)) != NULL)
+		observe(type, sev);
 	rc = audit_format(&line, type, sev, remote_addr, client_id, username,
 	    fields, nfields);
 	pthread_mutex_lock(&audit_lock);

@@ -30,8 +30,12 @@ enum audit_type {
 	AUDIT_CLIENT_AUTH_FAILURE,	/* wrong or unknown client credentials */
 	AUDIT_USER_TOKENS_REVOKED,	/* every token of a user made inactive */
 	AUDIT_PASSWORD_CHANGED,		/* set by the admin CLI or a rehash policy */
+	AUDIT_TOKEN_GUESSING_SUSPECTED,	/* one address: many invalid tokens */
+	AUDIT_CREDENTIAL_STUFFING_SUSPECTED, /* one address: many failed logins or client auths */
+	AUDIT_LATENCY_ANOMALY,		/* an endpoint's p95 far above its baseline */
 	AUDIT_TYPE_COUNT
 };
+#define AUDIT_TYPES_MAX	16	/* metrics keep room for this many types */
 
 enum audit_severity {
 	AUDIT_INFO,
@@ -42,7 +46,8 @@ enum audit_severity {
 /*
  * An extra field. key must be on the allow-list (reason, grant_type, endpoint,
  * family_id, subject, jti, scope, failures, lock_seconds, until, request_id,
- * user_agent, actor, method, key_id, count); value is any bytes up to a NUL.
+ * user_agent, actor, method, key_id, count, window_seconds, p95_ms,
+ * baseline_ms); value is any bytes up to a NUL.
  */
 struct audit_field {
 	const char	*key;
@@ -93,6 +98,13 @@ int	audit_event(enum audit_type, enum audit_severity, const char *remote_addr,
 int	audit_format(struct buf *b, enum audit_type, enum audit_severity,
 	    const char *remote_addr, const char *client_id, const char *username,
 	    const struct audit_field *fields, size_t nfields);
+
+/*
+ * Have fn called with the type and severity of every event audit_event is
+ * asked to write (valid type and severity), before it is written: metrics
+ * count them. NULL stops it. fn must be thread-safe and must not log events.
+ */
+void	audit_set_observer(void (*fn)(enum audit_type, enum audit_severity));
 
 /* The log name of a type ("login_failure"), or NULL if out of range. */
 const char *audit_type_name(enum audit_type);

@@ -360,3 +360,40 @@ crypto_unhex(const char *s, size_t len, uint8_t *out, size_t n)
 	}
 	return FA_OK;
 }
+
+const char *
+crypto_library_version(void)
+{
+	return gcry_check_version(NULL);
+}
+
+char *
+crypto_hw_features(void)
+{
+	char *text = NULL, *line, *save = NULL, *out;
+	size_t len = 0, n;
+	FILE *f;
+
+	/* libgcrypt prints "hwflist:intel-aesni:intel-pclmul:...:" among others. */
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return xstrdup("");
+	gcry_control(GCRYCTL_PRINT_CONFIG, f);
+	fclose(f);
+	out = xcalloc(1, len + 1);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "hwflist:", 8) != 0)
+			continue;
+		snprintf(out, len + 1, "%s", line + 8);
+		break;
+	}
+	free(text);
+	/* ':' separated with a trailing ':' -> ',' separated. */
+	n = strlen(out);
+	if (n > 0 && out[n - 1] == ':')
+		out[--n] = '\0';
+	for (line = out; *line != '\0'; line++)
+		if (*line == ':')
+			*line = ',';
+	return out;
+}

@@ -55,5 +55,13 @@ void	crypto_wipe(void *, size_t n);
 void	crypto_hex(const uint8_t *, size_t n, char *out);
 /* Decode exactly 2n lower-case hex characters (len) into n bytes. FA_OK or FA_ERR. */
 int	crypto_unhex(const char *s, size_t len, uint8_t *out, size_t n);
+/* libgcrypt's version text (static). */
+const char *crypto_library_version(void);
+/*
+ * The hardware features libgcrypt uses on this CPU ("intel-aesni,
+ * intel-pclmul,..."), from GCRYCTL_PRINT_CONFIG's hwflist; "" if none.
+ * Caller frees.
+ */
+char	*crypto_hw_features(void);
 
 #endif

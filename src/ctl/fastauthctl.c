@@ -24,12 +24,17 @@
 #include "core/xmalloc.h"
 #include "crypto/crypto.h"
 #include "crypto/keyring.h"
+#include "endpoints/limits.h"
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
+#include "store/breaker.h"
 #include "store/redis_pool.h"
 #include "store/events.h"
 #include "store/refresh.h"
+#include "endpoints/monitor.h"
 #include "shm/admission.h"
+#include "shm/anomaly.h"
+#include "shm/metrics.h"
 #include "shm/mirror.h"
 #include "shm/shm.h"
 #include "store/store.h"
@@ -354,12 +359,53 @@ usage:
 	return 1;
 }
 
+/* The metrics slots and the anomaly table (what GET /metrics reads). */
+static void
+ctl_shm_observability(struct ctl *c, struct shm *seg, uint64_t now)
+{
+	static const char *kinds[ANOMALY_KINDS] = {
+		"invalid tokens", "client auth failures", "login failures"
+	};
+	struct metrics_snapshot *ms = xmalloc(sizeof *ms);
+	struct metrics_process procs[64];
+	struct anomaly_params ap;
+	size_t np, k;
+	struct anomaly_stats an;
+	uint64_t requests = 0;
+	int e, i;
+
+	metrics_snapshot(shm_metrics(seg), ms);
+	for (e = 0; e < METRICS_EP_COUNT; e++)
+		for (i = 0; i < METRICS_STATUS_COUNT; i++)
+			requests += ms->requests[e][i];
+	printf("metrics: %u of %u slots live, %llu dead processes folded, %llu "
+	    "without a slot; %llu requests counted\n", ms->live, ms->slots,
+	    (unsigned long long)ms->retired, (unsigned long long)ms->overflow,
+	    (unsigned long long)requests);
+	free(ms);
+	/* Each process's Redis circuit breaker (issue: state visible here and in /ready). */
+	np = metrics_processes(shm_metrics(seg), procs, sizeof procs / sizeof procs[0]);
+	for (k = 0; k < np; k++)
+		printf("  pid %d: redis circuit %s, %lld of %lld request threads busy, "
+		    "%lld redis connections open\n", (int)procs[k].pid,
+		    breaker_state_name((enum breaker_state)procs[k].gauges[METRICS_G_CIRCUIT]),
+		    (long long)procs[k].gauges[METRICS_G_BUSY],
+		    (long long)procs[k].gauges[METRICS_G_THREADS],
+		    (long long)procs[k].gauges[METRICS_G_REDIS_OPEN]);
+	monitor_params(c->cfg, &ap);
+	anomaly_stats(shm_anomaly(seg), &ap, now, &an);
+	printf("anomaly detector: %llu of %llu addresses tracked\n",
+	    (unsigned long long)an.tracked, (unsigned long long)an.entries);
+	for (i = 0; i < ANOMALY_KINDS; i++)
+		printf("  %-21s %llu addresses suspected now, %llu alarms raised\n",
+		    kinds[i], (unsigned long long)an.suspected[i],
+		    (unsigned long long)an.raised[i]);
+}
+
 static int
 ctl_shm(struct ctl *c, int argc, char **argv)
 {
 	static const char *kinds[CACHE_KINDS] = { "all", "client", "claims", "revocation" };
-	static const char *classes[] = { "token", "introspect", "revoke", "userinfo", "login",
-	    "authorizer" };
 	struct shm_stats st;
 	struct admission_stats as;
 	struct admission *adm;
@@ -386,8 +432,8 @@ ctl_shm(struct ctl *c, int argc, char **argv)
 	printf("rate limiter: %llu of %llu slots in use, %llu live states evicted\n",
 	    (unsigned long long)st.ratelimit.used, (unsigned long long)st.ratelimit.entries,
 	    (unsigned long long)st.ratelimit.evicted_live);
-	for (i = 0; i < (int)(sizeof classes / sizeof classes[0]); i++)
-		printf("  %-10s allowed %llu, limited %llu\n", classes[i],
+	for (i = 0; i < LIMITS_NCLASS; i++)
+		printf("  %-10s allowed %llu, limited %llu\n", limits_name(i),
 		    (unsigned long long)st.ratelimit.allowed[i],
 		    (unsigned long long)st.ratelimit.limited[i]);
 	printf("cache: %llu of %llu slots in use, %llu claimed, values up to %llu bytes\n",
@@ -415,6 +461,7 @@ ctl_shm(struct ctl *c, int argc, char **argv)
 	    mirror_trusted(m, now, &epoch) ? "in sync (subscribed)" :
 	    "not trusted (Redis is asked)", (unsigned long long)atomic_load(&m->epoch),
 	    (unsigned long long)atomic_load(&m->messages));
+	ctl_shm_observability(c, seg, now);
 	shm_close(seg);
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
+#include "shm/metrics.h"
 #include "store/refresh.h"
 #include "store/store.h"
 #include "store/users.h"
@@ -87,6 +88,7 @@ ep_introspect_refresh(struct service_thread *t, const char *tok, struct response
 		rc = FA_OK;
 	}
 	if (rc != FA_OK || !active) {
+		metrics_count(METRICS_INTROSPECT_INACTIVE, 1);
 		oauth_nostore(resp);
 		response_json(resp, 200, ep_introspect_inactive,
 		    sizeof ep_introspect_inactive - 1);
@@ -99,6 +101,7 @@ ep_introspect_refresh(struct service_thread *t, const char *tok, struct response
 		json_kv_str(b, &first, "scope", g.scope);
 	json_kv_str(b, &first, "client_id", g.client);
 	json_kv_str(b, &first, "token_type", "refresh_token");
+	metrics_count(METRICS_INTROSPECT_ACTIVE, 1);
 	json_kv_int(b, &first, "exp", (long long)g.exp);
 	json_kv_int(b, &first, "iat", (long long)g.iat);
 	json_kv_str(b, &first, "sub", g.sub);
@@ -158,9 +161,11 @@ ep_introspect_handle(struct service_thread *t, struct request *r, struct respons
 	if (is_refresh) {
 		if (ep_introspect_refresh(t, tok, resp) != FA_OK)
 			oauth_unavailable(t, resp);
-	} else if (valid == FA_OK && !revoked)
+	} else if (valid == FA_OK && !revoked) {
 		ep_introspect_active(t, &claims, resp);
-	else {
+		metrics_count(METRICS_INTROSPECT_ACTIVE, 1);
+	} else {
+		metrics_count(METRICS_INTROSPECT_INACTIVE, 1);
 		oauth_nostore(resp);
 		response_json(resp, 200, ep_introspect_inactive,
 		    sizeof ep_introspect_inactive - 1);

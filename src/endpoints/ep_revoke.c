@@ -19,6 +19,7 @@
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
+#include "shm/metrics.h"
 #include "store/refresh.h"
 #include "store/store.h"
 
@@ -53,6 +54,7 @@ ep_revoke_handle(struct service_thread *t, struct request *r, struct response *r
 			oauth_unavailable(t, resp);
 			goto out;
 		}
+		metrics_count(METRICS_REVOKED_REFRESH, 1);
 		oauth_nostore(resp);
 		resp->status = 200;
 		goto out;
@@ -83,6 +85,7 @@ ep_revoke_handle(struct service_thread *t, struct request *r, struct response *r
 			oauth_unavailable(t, resp);
 			goto out;
 		}
+		metrics_count(METRICS_REVOKED_ACCESS, 1);
 	}
 	oauth_nostore(resp);
 	resp->status = 200;

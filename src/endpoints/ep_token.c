@@ -25,6 +25,8 @@
 #include "endpoints/ep_token.h"
 #include "endpoints/limits.h"
 #include "endpoints/lookup.h"
+#include "endpoints/monitor.h"
+#include "shm/metrics.h"
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
@@ -272,6 +274,7 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 	if (locked || delay_ms > 0) {
 		audit_event(AUDIT_LOGIN_FAILURE, AUDIT_WARNING, r->remote_addr, client->id,
 		    username, AUDIT_FIELDS({ "reason", locked ? "locked" : "throttled" }));
+		monitor_note(t, ANOMALY_LOGIN, client->id, username);
 		ep_token_bad_login(resp);
 		return;
 	}
@@ -312,6 +315,7 @@ ep_token_password(struct service_thread *t, struct request *r, const struct form
 		audit_event(AUDIT_LOGIN_FAILURE, AUDIT_WARNING, r->remote_addr, client->id,
 		    username, AUDIT_FIELDS({ "reason", !found ? "unknown_user" :
 		    user.locked ? "disabled" : "bad_password" }));
+		monitor_note(t, ANOMALY_LOGIN, client->id, username);
 		ep_token_bad_login(resp);
 		goto out;
 	}
@@ -417,7 +421,7 @@ ep_token_handle(struct service_thread *t, struct request *r, struct response *re
 	const char *grant;
 	unsigned need;
 	size_t i;
-	int rc;
+	int rc, g;
 
 	memset(&cred, 0, sizeof cred);
 	if ((f = oauth_form(t, r, resp)) == NULL)
@@ -464,14 +468,19 @@ ep_token_handle(struct service_thread *t, struct request *r, struct response *re
 	switch (need) {
 	case STORE_GRANT_CLIENT_CREDENTIALS:
 		ep_token_client_credentials(t, f, &client, resp);
+		g = METRICS_GRANT_CLIENT_CREDENTIALS;
 		break;
 	case STORE_GRANT_PASSWORD:
 		ep_token_password(t, r, f, &client, resp);
+		g = METRICS_GRANT_PASSWORD;
 		break;
 	default:
 		ep_token_refresh(t, r, f, &client, resp);
+		g = METRICS_GRANT_REFRESH_TOKEN;
 		break;
 	}
+	if (resp->status == 200)
+		metrics_count(METRICS_TOKENS_ISSUED + g, 1);
 out:
 	oauth_client_cred_wipe(&cred);
 	form_free(f);

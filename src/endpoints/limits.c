@@ -28,12 +28,15 @@
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/request.h"
+#include "shm/metrics.h"
 #include "shm/ratelimit.h"
 #include "shm/shm.h"
 #include "store/redis_pool.h"
 
+_Static_assert(LIMITS_NCLASS <= METRICS_POLICIES, "metrics count too few policies");
+
 static const char *const limits_names[LIMITS_NCLASS] = {
-	"token", "introspect", "revoke", "userinfo", "login", "authorizer"
+	"token", "introspect", "revoke", "userinfo", "login", "authorizer", "suspect"
 };
 
 struct limits {
@@ -70,7 +73,8 @@ limits_new(const struct config *cfg, char **cause)
 	struct limits *l = xcalloc(1, sizeof *l);
 	const char *text[LIMITS_NCLASS] = {
 		cfg->ratelimit_token, cfg->ratelimit_introspect, cfg->ratelimit_revoke,
-		cfg->ratelimit_userinfo, cfg->ratelimit_login, cfg->ratelimit_authorizer
+		cfg->ratelimit_userinfo, cfg->ratelimit_login, cfg->ratelimit_authorizer,
+		cfg->anomaly_throttle
 	};
 	char *why = NULL;
 	int i;
@@ -86,7 +90,8 @@ limits_new(const struct config *cfg, char **cause)
 	}
 	return l;
 fail:
-	*cause = xasprintf("ratelimit_%s: %s", limits_names[i], why);
+	*cause = i == LIMITS_SUSPECT ? xasprintf("anomaly_throttle: %s", why) :
+	    xasprintf("ratelimit_%s: %s", limits_names[i], why);
 	free(why);
 	free(l);
 	return NULL;
@@ -96,6 +101,18 @@ void
 limits_free(struct limits *l)
 {
 	free(l);
+}
+
+const char *
+limits_name(enum limits_class cls)
+{
+	return (unsigned)cls < LIMITS_NCLASS ? limits_names[cls] : "other";
+}
+
+int
+limits_enabled(const struct limits *l, enum limits_class cls)
+{
+	return l->spec[cls].enabled;
 }
 
 enum ratespec_by
@@ -189,17 +206,19 @@ limits_check(struct service_thread *t, enum limits_class cls, const char *key,
 	klen = strlen(key);
 	rc = ratelimit_check(rl, &l->pol[cls], key, klen, shm_now(), &res);
 	if (rc == FA_LIMIT) {
+		metrics_count(METRICS_RL_LIMITED + cls, 1);
 		limits_refuse(resp, cls, &l->spec[cls], res.retry_after, res.reset, 0);
 		return FA_LIMIT;
 	}
 	if (l->spec[cls].cluster &&
 	    limits_cluster(t, cls, key, &retry) == FA_LIMIT) {
+		metrics_count(METRICS_RL_LIMITED + cls, 1);
 		limits_refuse(resp, cls, &l->spec[cls], retry, retry, 0);
 		return FA_LIMIT;
 	}
+	metrics_count(METRICS_RL_ALLOWED + cls, 1);
 	return FA_OK;
 }
-
 
 void
 limits_refund(struct service_thread *t, enum limits_class cls, const char *key)

@@ -16,7 +16,9 @@ struct service_thread;
 
 enum limits_class {
 	LIMITS_TOKEN, LIMITS_INTROSPECT, LIMITS_REVOKE, LIMITS_USERINFO,
-	LIMITS_LOGIN, LIMITS_AUTHORIZER, LIMITS_NCLASS
+	LIMITS_LOGIN, LIMITS_AUTHORIZER,
+	LIMITS_SUSPECT,		/* addresses the anomaly detector flagged (monitor.h) */
+	LIMITS_NCLASS
 };
 
 struct limits;
@@ -24,6 +26,10 @@ struct limits;
 /* Build the policies from cfg. NULL and *cause on a bad policy. */
 struct limits *limits_new(const struct config *, char **cause);
 void	limits_free(struct limits *);
+/* The class's name ("token"), for headers and metric labels. */
+const char *limits_name(enum limits_class);
+/* 1 if the class has a policy (not "off"). */
+int	limits_enabled(const struct limits *, enum limits_class);
 /* What the class is keyed by. */
 enum ratespec_by limits_by(const struct limits *, enum limits_class);
 /*

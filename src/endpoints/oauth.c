@@ -22,6 +22,7 @@
 #include "crypto/crypto.h"
 #include "crypto/keyring.h"
 #include "crypto/token.h"
+#include "endpoints/monitor.h"
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
 #include "http/httpauth.h"
@@ -193,6 +194,7 @@ oauth_client_verify(struct service_thread *t, const struct oauth_client_cred *c,
 	ok = crypto_memeq(mac, rc == FA_OK ? rec->secret_mac : nothing, sizeof mac);
 	crypto_wipe(mac, sizeof mac);
 	if (rc != FA_OK || !ok) {
+		monitor_note(t, ANOMALY_CLIENT_AUTH, c->id, NULL);
 		oauth_invalid_client(resp, "client authentication failed");
 		return FA_DENIED;
 	}
@@ -281,21 +283,26 @@ oauth_token_open(struct service_thread *t, const char *tok, size_t len,
 	uint32_t kid;
 	int rc;
 
+	/* Forged, garbage or unknown-key tokens count towards token guessing. */
 	if (token_peek_kid(tok, len, &kid) != FA_OK)
-		return FA_DENIED;
+		goto invalid;
 	if ((rc = keyring_lookup(kr, kid, key)) == FA_NOTFOUND) {
 		/* Perhaps another host rotated a moment ago. */
 		rc = keyring_reload_for(kr, t->redis, kid);
 		if (rc == FA_UNAVAIL)
 			return FA_UNAVAIL;
 		if (rc != FA_OK || keyring_lookup(kr, kid, key) != FA_OK)
-			return FA_DENIED;
+			goto invalid;
 	}
 	rc = token_open(t->crypto, key, tok, len, claims);
 	crypto_wipe(key, sizeof key);
 	if (rc != FA_OK)
-		return FA_DENIED;
+		goto invalid;
+	/* An expired token is ordinary traffic, not a guess. */
 	if ((long long)claims->exp <= now)
 		return FA_DENIED;
 	return FA_OK;
+invalid:
+	monitor_note(t, ANOMALY_INVALID_TOKEN, NULL, NULL);
+	return FA_DENIED;
 }

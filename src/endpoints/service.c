@@ -25,12 +25,16 @@
 #include "core/xmalloc.h"
 #include "crypto/keyring.h"
 #include "crypto/password.h"
+#include "core/audit.h"
 #include "endpoints/ep_discovery.h"
+#include "endpoints/ep_metrics.h"
+#include "endpoints/monitor.h"
 #include "endpoints/service.h"
 #include "endpoints/limits.h"
 #include "endpoints/lookup.h"
 #include "shm/admission.h"
 #include "shm/cache.h"
+#include "shm/metrics.h"
 #include "shm/mirror.h"
 #include "store/events.h"
 #include "shm/shm.h"
@@ -68,6 +72,8 @@ service_attach_shm(struct service *svc, char **cause)
 	sp.ratelimit_entries = (uint32_t)cfg->shm_ratelimit_entries;
 	sp.cache_entries = (uint32_t)cfg->shm_cache_entries;
 	sp.cache_value_max = (uint32_t)cfg->shm_cache_value_max;
+	sp.metrics_slots = (uint32_t)cfg->shm_metrics_slots;
+	sp.anomaly_entries = (uint32_t)cfg->shm_anomaly_entries;
 	if (shm_open_segment(cfg->instance, &sp, &seg, cause) != FA_OK)
 		return FA_ERR;
 	svc->shm = seg;
@@ -79,6 +85,11 @@ service_attach_shm(struct service *svc, char **cause)
 	}
 	svc->admission = admission_new(shm_admission(seg), (int)limit);
 	svc->admission_limit = (int)limit;
+	/* Without a slot of its own, this process counts in the retired slot. */
+	if (metrics_attach(shm_metrics(seg)) != FA_OK)
+		log_warn("every metrics slot is taken (shm_metrics_slots %ld): this "
+		    "process counts in the shared retired slot", cfg->shm_metrics_slots);
+	metrics_gauge_set(METRICS_G_THREADS, svc->threads);
 	/* No more hashes than that run at once: keep no more Argon2 pools. */
 	password_pool_limit((unsigned long)limit);
 	return FA_OK;
@@ -115,6 +126,9 @@ service_follow_segment(struct service *svc)
 	}
 	svc->admission = admission_new(shm_admission(seg), svc->admission_limit);
 	svc->shm = seg;
+	/* Counts so far stay in the old segment, with its other processes. */
+	metrics_attach(shm_metrics(seg));
+	metrics_gauge_set(METRICS_G_THREADS, svc->threads);
 	log_info("shared memory segment was replaced by another process: attached "
 	    "the new one");
 }
@@ -183,6 +197,10 @@ service_new(const struct config *cfg, int nthreads, char **cause)
 		goto fail;
 	if ((svc->limits = limits_new(cfg, cause)) == NULL)
 		goto fail;
+	if ((svc->metrics_access = ep_metrics_access_new(cfg, cause)) == NULL)
+		goto fail;
+	svc->build_features = crypto_hw_features();
+	audit_set_observer(monitor_observe);
 	return svc;
 fail:
 	if (have_kek)
@@ -197,6 +215,10 @@ service_free(struct service *svc)
 	if (svc == NULL)
 		return;
 	service_stop(svc);
+	audit_set_observer(NULL);
+	metrics_detach();
+	ep_metrics_access_free(svc->metrics_access);
+	free(svc->build_features);
 	keyring_free(svc->keyring);
 	redis_pool_free(svc->pool);
 	free(svc->discovery);
@@ -337,6 +359,9 @@ service_housekeeper_main(void *arg)
 				cause = NULL;
 			}
 		}
+		monitor_tick(svc);
+		/* The breaker's state for /metrics and shm stats (open -> half-open is a matter of time). */
+		metrics_redis_circuit(redis_pool_breaker_state(svc->pool));
 		if (now - last_sweep >= 10) {
 			/* Claims left by writers that were killed mid-write. */
 			cache_sweep(shm_cache(svc->shm));

@@ -21,6 +21,7 @@ struct redis_pool_params;
 struct shm;
 struct admission;
 struct limits;
+struct metrics_access;
 
 struct service {
 	const struct config	*cfg;		/* not owned */
@@ -42,6 +43,8 @@ struct service {
 	int			 admission_limit;	/* host-wide Argon2 hashes at once */
 	struct limits		*limits;	/* rate-limit policies */
 	struct service_housekeeper *hk;		/* background maintenance */
+	struct metrics_access	*metrics_access;	/* who may GET /metrics (ep_metrics.h) */
+	char			*build_features;	/* libgcrypt's hardware features */
 };
 
 struct service_thread {
@@ -49,6 +52,7 @@ struct service_thread {
 	struct crypto_ctx	*crypto;
 	struct redis_conn	*redis;
 	struct buf		 scratch;	/* JSON building, reused */
+	const char		*remote_addr;	/* the current request's client address */
 };
 
 /*

@@ -15,6 +15,8 @@
 #include "endpoints/ep_discovery.h"
 #include "endpoints/ep_health.h"
 #include "endpoints/ep_introspect.h"
+#include "endpoints/ep_metrics.h"
+#include "endpoints/monitor.h"
 #include "endpoints/ep_revoke.h"
 #include "endpoints/ep_token.h"
 #include "endpoints/ep_userinfo.h"
@@ -32,15 +34,22 @@ static const struct router_route {
 	const char	*path;
 	int		 methods;
 	router_handler	 handler;
+	enum metrics_endpoint ep;
+	int		 guarded;	/* suspect addresses throttled (monitor.h) */
 } router_routes[] = {
-	{ "/oauth2/token",			ROUTER_POST,	ep_token_handle },
-	{ "/oauth2/introspect",			ROUTER_POST,	ep_introspect_handle },
-	{ "/oauth2/revoke",			ROUTER_POST,	ep_revoke_handle },
-	{ "/.well-known/oauth-authorization-server", ROUTER_GET, ep_discovery_handle },
-	{ "/.well-known/openid-configuration",	ROUTER_GET,	ep_discovery_handle },
-	{ "/oauth2/userinfo",			ROUTER_GET | ROUTER_POST, ep_userinfo_handle },
-	{ "/health",				ROUTER_GET,	ep_health_live },
-	{ "/ready",				ROUTER_GET,	ep_health_ready },
+	{ "/oauth2/token",	ROUTER_POST,	ep_token_handle, METRICS_EP_TOKEN, 1 },
+	{ "/oauth2/introspect",	ROUTER_POST,	ep_introspect_handle,
+	    METRICS_EP_INTROSPECT, 1 },
+	{ "/oauth2/revoke",	ROUTER_POST,	ep_revoke_handle, METRICS_EP_REVOKE, 1 },
+	{ "/.well-known/oauth-authorization-server", ROUTER_GET, ep_discovery_handle,
+	    METRICS_EP_DISCOVERY, 0 },
+	{ "/.well-known/openid-configuration", ROUTER_GET, ep_discovery_handle,
+	    METRICS_EP_DISCOVERY, 0 },
+	{ "/oauth2/userinfo",	ROUTER_GET | ROUTER_POST, ep_userinfo_handle,
+	    METRICS_EP_USERINFO, 1 },
+	{ "/health",		ROUTER_GET,	ep_health_live, METRICS_EP_HEALTH, 0 },
+	{ "/ready",		ROUTER_GET,	ep_health_ready, METRICS_EP_READY, 0 },
+	{ "/metrics",		ROUTER_GET,	ep_metrics_handle, METRICS_EP_METRICS, 0 },
 };
 
 static const struct router_route *
@@ -64,15 +73,16 @@ router_find(const char *path)
 	return NULL;
 }
 
-void
+enum metrics_endpoint
 router_dispatch(struct service_thread *t, struct request *r, struct response *resp)
 {
 	const struct router_route *rt = router_find(r->uri_path);
 	int m;
 
+	t->remote_addr = r->remote_addr;
 	if (rt == NULL) {
 		oauth_error(resp, 404, "not_found", "no such endpoint");
-		return;
+		return METRICS_EP_OTHER;
 	}
 	if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
 		m = ROUTER_GET;
@@ -84,7 +94,10 @@ router_dispatch(struct service_thread *t, struct request *r, struct response *re
 		response_header(resp, "Allow", rt->methods == ROUTER_POST ? "POST" :
 		    rt->methods == ROUTER_GET ? "GET, HEAD" : "GET, HEAD, POST");
 		oauth_error(resp, 405, "invalid_request", "method not allowed");
-		return;
+		return rt->ep;
 	}
+	if (rt->guarded && monitor_throttle(t, resp) != FA_OK)
+		return rt->ep;
 	rt->handler(t, r, resp);
+	return rt->ep;
 }

@@ -37,6 +37,8 @@
 #include "http/request.h"
 #include "http/router.h"
 #include "server/worker.h"
+#include "shm/metrics.h"
+#include "shm/shm.h"
 
 struct worker_thread {
 	pthread_t		 thread;
@@ -61,7 +63,9 @@ static void
 worker_authorize(struct worker_thread *w)
 {
 	const struct config *cfg = w->st->svc->cfg;
+	uint64_t start = shm_now();
 
+	metrics_gauge_add(METRICS_G_BUSY, 1);
 	request_read_params(&w->req, &w->fcgx);
 	if (cfg->fastcgi_roles == CONFIG_ROLES_RESPONDER) {
 		log_warn("Authorizer request refused: fastcgi_roles is responder");
@@ -69,6 +73,7 @@ worker_authorize(struct worker_thread *w)
 		    "this fastauth does not serve the Authorizer role");
 	} else
 		ep_authorizer_handle(w->st, &w->req, &w->resp);
+	metrics_request(METRICS_EP_AUTHORIZER, w->resp.status, shm_now() - start);
 	if (w->resp.status == 200) {
 		if (response_send_bare(&w->resp, &w->fcgx) != FA_OK)
 			log_debug("grant not delivered (web server gone)");
@@ -77,6 +82,7 @@ worker_authorize(struct worker_thread *w)
 		if (response_send(&w->resp, &w->fcgx, 0) != FA_OK)
 			log_debug("denial not delivered (web server gone)");
 	}
+	metrics_gauge_add(METRICS_G_BUSY, -1);
 	response_reset(&w->resp);
 }
 
@@ -85,6 +91,8 @@ worker_handle(struct worker_thread *w)
 {
 	const struct config *cfg = w->st->svc->cfg;
 	const char *role = FCGX_GetParam("FCGI_ROLE", w->fcgx.envp);
+	enum metrics_endpoint ep = METRICS_EP_OTHER;
+	uint64_t start;
 	int rc, head;
 
 	/* libfcgi sets FCGI_ROLE from the begin-request record. */
@@ -92,6 +100,8 @@ worker_handle(struct worker_thread *w)
 		worker_authorize(w);
 		return;
 	}
+	start = shm_now();
+	metrics_gauge_add(METRICS_G_BUSY, 1);
 	/* The response is empty here: reset after every send, and at init. */
 	rc = request_read(&w->req, &w->fcgx, cfg->max_body_size);
 	if (rc == FA_OK && (cfg->fastcgi_roles == CONFIG_ROLES_AUTHORIZER ||
@@ -106,11 +116,14 @@ worker_handle(struct worker_thread *w)
 	else if (rc == FA_ERR)
 		oauth_error(&w->resp, 400, "invalid_request", "incomplete request body");
 	else if (rc == FA_OK)
-		router_dispatch(w->st, &w->req, &w->resp);
+		ep = router_dispatch(w->st, &w->req, &w->resp);
 	response_header(&w->resp, "X-Content-Type-Options", "nosniff");
 	head = strcmp(w->req.method, "HEAD") == 0;
+	/* Counted before the answer leaves: a client that saw it sees it counted. */
+	metrics_request(ep, w->resp.status, shm_now() - start);
 	if (response_send(&w->resp, &w->fcgx, head) != FA_OK)
 		log_debug("response not delivered (client gone)");
+	metrics_gauge_add(METRICS_G_BUSY, -1);
 	response_reset(&w->resp);
 }
 

@@ -12,6 +12,8 @@
  *		slots (admission.c), revocation mirror state (mirror.c)
  *	4 KiB	rate limiter region (ratelimit.c)
  *	...	cache region (cache.c), page aligned
+ *	...	metrics slots (metrics.c), page aligned
+ *	...	anomaly detection table (anomaly.c), page aligned
  *
  * The first 32 bytes of the header -- state, magic, version, header size,
  * total size -- are the same in every layout version, so any version can
@@ -50,6 +52,8 @@
 #include "core/xmalloc.h"
 #include "crypto/crypto.h"
 #include "shm/admission.h"
+#include "shm/anomaly.h"
+#include "shm/metrics.h"
 #include "shm/mirror.h"
 #include "shm/shm.h"
 
@@ -96,12 +100,19 @@ struct shm_header {
 	struct admission_region admission __attribute__((aligned(64)));
 	/* Layout version 3: the revocation mirror's leader and trust (mirror.c). */
 	struct mirror_region mirror __attribute__((aligned(64)));
+	/* Layout version 4: metrics slots and anomaly table (params too). */
+	uint64_t	 metrics_off;
+	uint64_t	 metrics_size;
+	uint64_t	 anomaly_off;
+	uint64_t	 anomaly_size;
 };
 _Static_assert(sizeof(struct shm_header) <= SHM_HDR_SIZE, "header too big");
 
 struct shm_layout {
 	uint64_t	ratelimit_off, ratelimit_size;
 	uint64_t	cache_off, cache_size;
+	uint64_t	metrics_off, metrics_size;
+	uint64_t	anomaly_off, anomaly_size;
 	uint64_t	total;
 };
 
@@ -112,6 +123,8 @@ struct shm {
 	struct shm_header	*hdr;
 	struct ratelimit	*ratelimit;
 	struct cache		*cache;
+	struct metrics		*metrics;
+	struct anomaly		*anomaly;
 };
 
 void		(*shm_test_hook)(enum shm_test_point);
@@ -351,6 +364,8 @@ shm_params_default(struct shm_params *p)
 	p->ratelimit_entries = SHM_DEFAULT_RATELIMIT_ENTRIES;
 	p->cache_entries = SHM_DEFAULT_CACHE_ENTRIES;
 	p->cache_value_max = SHM_DEFAULT_CACHE_VALUE_MAX;
+	p->metrics_slots = SHM_DEFAULT_METRICS_SLOTS;
+	p->anomaly_entries = SHM_DEFAULT_ANOMALY_ENTRIES;
 }
 
 /* "/fastauth.<instance>" into *name (caller frees). FA_OK or FA_ERR and *cause. */
@@ -406,13 +421,28 @@ shm_layout(const struct shm_params *p, struct shm_layout *l, char **cause)
 		    p->cache_value_max, CACHE_VALUE_LIMIT);
 		return FA_ERR;
 	}
+	if (metrics_region_size(p->metrics_slots) == 0) {
+		*cause = xasprintf("metrics slots %u out of range (1 to %u)",
+		    p->metrics_slots, METRICS_SLOTS_MAX);
+		return FA_ERR;
+	}
+	if (anomaly_region_entries(p->anomaly_entries) == 0) {
+		*cause = xasprintf("anomaly entries %u out of range (16 to %u)",
+		    p->anomaly_entries, 1U << 20);
+		return FA_ERR;
+	}
 	l->ratelimit_off = SHM_HDR_SIZE;
 	l->ratelimit_size = shm_round(ratelimit_region_size(p->ratelimit_entries),
 	    SHM_ALIGN);
 	l->cache_off = l->ratelimit_off + l->ratelimit_size;
 	l->cache_size = shm_round(cache_region_size(p->cache_entries,
 	    p->cache_value_max), SHM_ALIGN);
-	l->total = l->cache_off + l->cache_size;
+	l->metrics_off = l->cache_off + l->cache_size;
+	l->metrics_size = shm_round(metrics_region_size(p->metrics_slots), SHM_ALIGN);
+	l->anomaly_off = l->metrics_off + l->metrics_size;
+	l->anomaly_size = shm_round(anomaly_region_size(p->anomaly_entries),
+	    SHM_ALIGN);
+	l->total = l->anomaly_off + l->anomaly_size;
 	return FA_OK;
 }
 
@@ -428,6 +458,10 @@ shm_header_matches(const struct shm_header *h, const struct shm_params *p,
 	return h->params.ratelimit_entries == p->ratelimit_entries &&
 	    h->params.cache_entries == p->cache_entries &&
 	    h->params.cache_value_max == p->cache_value_max &&
+	    h->params.metrics_slots == p->metrics_slots &&
+	    h->params.anomaly_entries == p->anomaly_entries &&
+	    h->metrics_off == l->metrics_off && h->metrics_size == l->metrics_size &&
+	    h->anomaly_off == l->anomaly_off && h->anomaly_size == l->anomaly_size &&
 	    h->ratelimit_off == l->ratelimit_off &&
 	    h->ratelimit_size == l->ratelimit_size &&
 	    h->cache_off == l->cache_off && h->cache_size == l->cache_size;
@@ -493,6 +527,10 @@ shm_initialise(uint8_t *base, const struct shm_params *p,
 	h->ratelimit_size = l->ratelimit_size;
 	h->cache_off = l->cache_off;
 	h->cache_size = l->cache_size;
+	h->metrics_off = l->metrics_off;
+	h->metrics_size = l->metrics_size;
+	h->anomaly_off = l->anomaly_off;
+	h->anomaly_size = l->anomaly_size;
 	h->created = shm_now();
 	if (crypto_random(h->hashkey, sizeof h->hashkey) != FA_OK ||
 	    crypto_random(&h->segment_id, sizeof h->segment_id) != FA_OK) {
@@ -508,6 +546,8 @@ shm_initialise(uint8_t *base, const struct shm_params *p,
 	atomic_store_explicit(&h->generation, 1, memory_order_relaxed);
 	admission_region_init(&h->admission);
 	mirror_region_init(&h->mirror);
+	metrics_region_init(base + l->metrics_off, p->metrics_slots);
+	anomaly_region_init(base + l->anomaly_off, p->anomaly_entries);
 	if (!atomic_compare_exchange_strong_explicit(&h->state, &expect,
 	    shm_owner_make(SHM_PHASE_READY), memory_order_release,
 	    memory_order_relaxed))
@@ -528,6 +568,8 @@ shm_new(const char *name, uint8_t *base, size_t size)
 	seg->ratelimit = ratelimit_view_new(base + h->ratelimit_off, h->hashkey);
 	seg->cache = cache_view_new(base + h->cache_off, h->hashkey,
 	    &h->generation);
+	seg->metrics = metrics_view_new(base + h->metrics_off);
+	seg->anomaly = anomaly_view_new(base + h->anomaly_off, h->hashkey);
 	return seg;
 }
 
@@ -768,6 +810,8 @@ shm_close(struct shm *seg)
 		return;
 	ratelimit_view_free(seg->ratelimit);
 	cache_view_free(seg->cache);
+	metrics_view_free(seg->metrics);
+	anomaly_view_free(seg->anomaly);
 	munmap(seg->base, seg->size);
 	free(seg->name);
 	free(seg);
@@ -851,6 +895,18 @@ shm_cache(struct shm *seg)
 	return seg->cache;
 }
 
+struct metrics *
+shm_metrics(struct shm *seg)
+{
+	return seg->metrics;
+}
+
+struct anomaly *
+shm_anomaly(struct shm *seg)
+{
+	return seg->anomaly;
+}
+
 void *
 shm_region(struct shm *seg, enum shm_region which, size_t *size)
 {
@@ -861,6 +917,12 @@ shm_region(struct shm *seg, enum shm_region which, size_t *size)
 	case SHM_REGION_CACHE:
 		*size = seg->hdr->cache_size;
 		return seg->base + seg->hdr->cache_off;
+	case SHM_REGION_METRICS:
+		*size = seg->hdr->metrics_size;
+		return seg->base + seg->hdr->metrics_off;
+	case SHM_REGION_ANOMALY:
+		*size = seg->hdr->anomaly_size;
+		return seg->base + seg->hdr->anomaly_off;
 	}
 	*size = 0;
 	return NULL;

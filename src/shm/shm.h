@@ -1,7 +1,8 @@
 /*
  * shm.h -- the per-instance POSIX shared memory segment ("/fastauth.<instance>")
- * that every fastauth process of a host attaches: the rate limiter and the L1
- * cache live in it (shm/ratelimit.h, shm/cache.h).
+ * that every fastauth process of a host attaches: the rate limiter, the L1
+ * cache, the metrics slots and the anomaly table live in it (shm/ratelimit.h,
+ * shm/cache.h, shm/metrics.h, shm/anomaly.h).
  *
  * Processes have no common parent, so the segment is created by whichever
  * comes first and attached by the rest; a segment of another layout version or
@@ -20,18 +21,22 @@
 #include "shm/ratelimit.h"
 
 #define SHM_INSTANCE_MAX	64	/* bytes of an instance name */
-#define SHM_VERSION		3	/* layout version written in the header */
+#define SHM_VERSION		4	/* layout version written in the header */
 
 /* Defaults for the configuration keys that size the segment. */
 #define SHM_DEFAULT_RATELIMIT_ENTRIES	65536
 #define SHM_DEFAULT_CACHE_ENTRIES	16384
 #define SHM_DEFAULT_CACHE_VALUE_MAX	512
+#define SHM_DEFAULT_METRICS_SLOTS	64
+#define SHM_DEFAULT_ANOMALY_ENTRIES	4096
 
 /* Sizes of the regions; all processes of an instance must use the same. */
 struct shm_params {
 	uint32_t	ratelimit_entries;	/* limiter slots, 8..2^26; rounded up to 8 x 2^k */
 	uint32_t	cache_entries;		/* cache slots, 8..2^24; rounded up to 8 x 2^k */
 	uint32_t	cache_value_max;	/* bytes of one cached value, 1..65536 */
+	uint32_t	metrics_slots;		/* processes with a metrics slot, 1..4096 */
+	uint32_t	anomaly_entries;	/* addresses tracked, 16..2^20; rounded up to 4 x 2^k */
 };
 
 struct shm;
@@ -84,7 +89,10 @@ int	shm_is_current(struct shm *);
 /* The regions' process-local views, owned by the struct shm. */
 struct ratelimit *shm_ratelimit(struct shm *);
 struct cache	*shm_cache(struct shm *);
-enum shm_region { SHM_REGION_RATELIMIT, SHM_REGION_CACHE };
+struct metrics	*shm_metrics(struct shm *);
+struct anomaly	*shm_anomaly(struct shm *);
+enum shm_region { SHM_REGION_RATELIMIT, SHM_REGION_CACHE, SHM_REGION_METRICS,
+	SHM_REGION_ANOMALY };
 /* Base address of a region in this process and its size (benchmarks, tools). */
 void	*shm_region(struct shm *, enum shm_region, size_t *size);
 /* The Argon2 admission slots (shm/admission.h), in the header. */

@@ -54,6 +54,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/breaker.h"
+#include "shm/metrics.h"
 #include "store/redis_pool.h"
 
 /* Used when a parameter is <= 0. */
@@ -490,6 +491,8 @@ static void
 redis_conn_drop(struct redis_conn *c)
 {
 	if (c->ctx != NULL)
+		metrics_redis_closed();
+	if (c->ctx != NULL)
 		redisFree(c->ctx);
 	c->ctx = NULL;
 	c->pending = 0;
@@ -513,6 +516,7 @@ redis_conn_fail(struct redis_conn *c, const char *fmt, ...)
 	vsnprintf(c->cause, sizeof c->cause, fmt, ap);
 	va_end(ap);
 	snprintf(c->errstr, sizeof c->errstr, "%s", c->cause);
+	metrics_redis_error();
 	redis_conn_drop(c);
 	c->timed_out = 0;
 	breaker_failure(&p->breaker, redis_pool_now_ms(), c->probe);
@@ -723,6 +727,8 @@ redis_conn_ensure(struct redis_conn *c)
 		c->ctx = redisConnectUnixWithTimeout(p->path, tv);
 	else
 		c->ctx = redisConnectWithTimeout(host, port, tv);
+	if (c->ctx != NULL)
+		metrics_redis_opened();
 	if (c->ctx == NULL) {
 		redis_conn_fail(c, "connect: out of memory");
 		return FA_UNAVAIL;
@@ -768,6 +774,7 @@ redis_conn_ensure(struct redis_conn *c)
 	 */
 	if (p->password != NULL || p->db != 0 || p->nsentinels > 0)
 		redis_conn_healthy(c);
+	metrics_redis_connected(c->cause[0] != '\0');
 	c->pending = 0;
 	c->reading = 0;
 	c->doomed = 0;

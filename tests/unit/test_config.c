@@ -153,6 +153,12 @@ START_TEST(key_names)
 		"redis_breaker_window", "redis_breaker_cooldown",
 		"redis_read_retries", "redis_wait_replicas", "redis_wait_timeout",
 		"revocation_grace", "listen_backlog",
+		"shm_metrics_slots", "shm_anomaly_entries", "metrics_allow",
+		"metrics_token_file", "anomaly_window", "anomaly_invalid_tokens",
+		"anomaly_client_auth_failures", "anomaly_login_failures",
+		"anomaly_suspect_seconds", "anomaly_throttle",
+		"latency_anomaly_factor", "latency_anomaly_floor_ms",
+		"latency_anomaly_min_requests", "latency_anomaly_interval",
 	};
 	size_t i;
 

@@ -52,6 +52,7 @@ inst_new(void)
 static void
 params_small(struct shm_params *p, uint32_t rl, uint32_t ce, uint32_t vmax)
 {
+	shm_params_default(p);	/* the regions these tests do not size */
 	p->ratelimit_entries = rl;
 	p->cache_entries = ce;
 	p->cache_value_max = vmax;

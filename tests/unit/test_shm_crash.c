@@ -77,6 +77,7 @@ seg_open(const struct shm_params *p)
 static void
 params(struct shm_params *p, uint32_t rl, uint32_t ce, uint32_t vmax)
 {
+	shm_params_default(p);	/* the regions these tests do not size */
 	p->ratelimit_entries = rl;
 	p->cache_entries = ce;
 	p->cache_value_max = vmax;

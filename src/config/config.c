@@ -146,6 +146,8 @@ static const struct config_key config_keys[] = {
 	CONFIG_STR(ratelimit_revoke, "1000/1s burst 2000 by client", config_check_ratelimit, 0),
 	CONFIG_STR(ratelimit_userinfo, "500/1s burst 1000 by address", config_check_ratelimit, 0),
 	CONFIG_STR(ratelimit_login, "30/60s burst 30 by address", config_check_ratelimit, 0),
+	/* batch introspection (an extension: POST .../introspect/batch) */
+	CONFIG_NUM(introspect_batch_max, "100", 1, 10000, 0),
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 

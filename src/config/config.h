@@ -72,6 +72,8 @@ struct config {
 	char	*ratelimit_revoke;
 	char	*ratelimit_userinfo;
 	char	*ratelimit_login;	/* counts failed logins only */
+	/* batch introspection */
+	int	 introspect_batch_max;	/* tokens per POST .../introspect/batch */
 };
 
 /* A configuration holding the defaults. Free with config_free. */

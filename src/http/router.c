@@ -41,6 +41,7 @@ static const struct router_route {
 	{ "/oauth2/userinfo",			ROUTER_GET | ROUTER_POST, ep_userinfo_handle },
 	{ "/health",				ROUTER_GET,	ep_health_live },
 	{ "/ready",				ROUTER_GET,	ep_health_ready },
+	{ "/oauth2/introspect/batch",		ROUTER_POST,	ep_introspect_batch_handle },
 };
 
 static const struct router_route *

@@ -58,7 +58,12 @@ worker_handle(struct worker_thread *w)
 	const struct config *cfg = w->st->svc->cfg;
 	int rc, head;
 
-	/* The response is empty here: reset after every send, and at init. */
+	/*
+	 * The response is empty here: reset after every send, and at init.
+	 * Headers every answer carries go first, so that a streamed answer
+	 * (response_stream_begin) has them too.
+	 */
+	response_header(&w->resp, "X-Content-Type-Options", "nosniff");
 	rc = request_read(&w->req, &w->fcgx, cfg->max_body_size);
 	if (rc == FA_LIMIT)
 		oauth_error(&w->resp, 413, "invalid_request", "request body too large");
@@ -66,7 +71,6 @@ worker_handle(struct worker_thread *w)
 		oauth_error(&w->resp, 400, "invalid_request", "incomplete request body");
 	else
 		router_dispatch(w->st, &w->req, &w->resp);
-	response_header(&w->resp, "X-Content-Type-Options", "nosniff");
 	head = strcmp(w->req.method, "HEAD") == 0;
 	if (response_send(&w->resp, &w->fcgx, head) != FA_OK)
 		log_debug("response not delivered (client gone)");
@@ -118,6 +122,7 @@ worker_thread_main(void *arg)
 	FCGX_InitRequest(&w->fcgx, w->listen_fd, 0);
 	request_init(&w->req);
 	response_init(&w->resp);
+	w->resp.fcgx = &w->fcgx;
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		log_err("epoll_create1: %s", strerror(errno));
 		goto out;

@@ -148,6 +148,7 @@ START_TEST(key_names)
 		"cache_client_ttl", "cache_negative_ttl", "cache_revocation_ttl",
 		"ratelimit_token", "ratelimit_introspect", "ratelimit_revoke",
 		"ratelimit_userinfo", "ratelimit_login",
+		"introspect_batch_max",
 	};
 	size_t i;
 

@@ -9,9 +9,15 @@
  * recurses, and each byte is looked at once.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "core/fastauth.h"
 #include "http/tokenlist.h"
+
+/* 1 for the bytes a string holds as they are: printable ASCII but '"' and '\\'. */
+static const unsigned char tokenlist_plain[256] = {
+	[0x20] = 1, [0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7f] = 1,
+};
 
 struct tokenlist_cursor {
 	char	*p;		/* next byte to read */
@@ -121,8 +127,23 @@ tokenlist_string(struct tokenlist_cursor *c, struct tokenlist_item *item)
 		return FA_ERR;
 	start = w = ++c->p;
 	while (c->p < c->end) {
-		unsigned char ch = (unsigned char)*c->p;
+		unsigned char ch;
+		char *run = c->p;
 
+		/*
+		 * A run of plain ASCII (a whole token, usually) in a tight loop;
+		 * moved only once an escape has put the output behind the input.
+		 */
+		while (run < c->end && tokenlist_plain[(unsigned char)*run])
+			run++;
+		if (run != c->p) {
+			if (w != c->p)
+				memmove(w, c->p, (size_t)(run - c->p));
+			w += run - c->p;
+			c->p = run;
+			continue;
+		}
+		ch = (unsigned char)*c->p;
 		if (ch == '"') {
 			c->p++;
 			*w = '\0';	/* w < the quote just read */
@@ -138,10 +159,6 @@ tokenlist_string(struct tokenlist_cursor *c, struct tokenlist_item *item)
 				return FA_ERR;
 			while (n-- > 0)
 				*w++ = *c->p++;
-			continue;
-		}
-		if (ch != '\\') {
-			*w++ = *c->p++;
 			continue;
 		}
 		if (c->end - c->p < 2)

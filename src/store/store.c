@@ -472,26 +472,35 @@ store_revoked_many(struct redis_conn *conn, int n, const struct token_claims *co
 		return FA_OK;
 	/* One buffer for every key name, so argv can point into it. */
 	cap = (size_t)n * (plen + sizeof "revoked:" + 2 * TOKEN_JTI_LEN) +
-	    (size_t)nsub * (plen + sizeof "nbf:" + FA_SUBJECT_MAX);
+	    (size_t)nsub * (plen + sizeof "nbf:" + FA_SUBJECT_MAX) + 1;
 	keys = xmalloc(cap);
 	argv = xcalloc((size_t)(1 + n + nsub), sizeof *argv);
 	lens = xcalloc((size_t)(1 + n + nsub), sizeof *lens);
 	argv[0] = "MGET";
 	lens[0] = 4;
+	/* By hand, not snprintf: this loop is most of a batch's Redis cost here. */
 	for (i = 0; i < n; i++) {
-		char hex[2 * TOKEN_JTI_LEN + 1];
+		char *k = keys + off;
 
-		crypto_hex(cl[i]->jti, TOKEN_JTI_LEN, hex);
-		argv[argc] = keys + off;
-		lens[argc] = (size_t)snprintf(keys + off, cap - off, "%srevoked:%s", prefix, hex);
+		memcpy(k, prefix, plen);
+		memcpy(k + plen, "revoked:", 8);
+		crypto_hex(cl[i]->jti, TOKEN_JTI_LEN, k + plen + 8);	/* NUL-terminates */
+		argv[argc] = k;
+		lens[argc] = plen + 8 + 2 * TOKEN_JTI_LEN;
 		off += lens[argc++] + 1;
 	}
 	for (i = 0; i < n; i++) {
+		char *k = keys + off;
+		size_t sl;
+
 		if (cl[i]->subject[0] == '\0')
 			continue;
-		argv[argc] = keys + off;
-		lens[argc] = (size_t)snprintf(keys + off, cap - off, "%snbf:%s", prefix,
-		    cl[i]->subject);
+		sl = strnlen(cl[i]->subject, FA_SUBJECT_MAX);
+		memcpy(k, prefix, plen);
+		memcpy(k + plen, "nbf:", 4);
+		memcpy(k + plen + 4, cl[i]->subject, sl);
+		argv[argc] = k;
+		lens[argc] = plen + 4 + sl;
 		off += lens[argc++] + 1;
 	}
 	r = redis_conn_commandargv(conn, argc, argv, lens);

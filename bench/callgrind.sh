@@ -120,6 +120,26 @@ PY
 	;;
 check)
 	[ $# = 2 ] || usage
+	# Another kind of build (a sanitizer build, say, which valgrind cannot
+	# even run) is told apart before measuring: the program prints its build.
+	if [ -x "$PROG" ] && ! python3 - "$("$PROG" 2>/dev/null)" "$2" <<'PY'
+import json, sys
+try:
+    b = json.loads(sys.argv[1])["build"]
+except Exception:
+    sys.exit(0)	# measure() will say what is wrong
+b = " ".join(t for t in b.split() if not (t.startswith("-W") and not t.startswith("-Wl,")))
+base = json.load(open(sys.argv[2]))["build"]
+if b != base:
+    print("# the baseline comes from another build; counts are not comparable")
+    print("#   baseline: " + base)
+    print("#   this:     " + b)
+    print("# refresh it with: make callgrind-baseline")
+    sys.exit(1)
+PY
+	then
+		exit 77
+	fi
 	tmp=$(mktemp)
 	measure "$tmp" || { rm -f "$tmp"; exit 1; }
 	rc=0

@@ -53,9 +53,9 @@
 
 #include "core/buf.h"
 #include "core/fastauth.h"
-#include "core/json.h"
 #include "crypto/crypto.h"
 #include "crypto/token.h"
+#include "endpoints/introspection.h"
 #include "http/form.h"
 #include "http/tokenlist.h"
 #include "shm/cache.h"
@@ -188,11 +188,10 @@ op_batch_validate(struct bench *b)
 	struct tokenlist_item items[BENCH_BATCH];
 	enum tokenlist_error err;
 	struct token_claims c;
-	char jti[2 * TOKEN_JTI_LEN + 1];
 	uint8_t v[32];
 	uint32_t kid;
 	size_t vlen;
-	int n, i, first;
+	int n, i;
 
 	memcpy(b->work, b->batch.data, b->batch.len);
 	if (tokenlist_parse(b->work, b->batch.len, items, BENCH_BATCH, &n, &err,
@@ -210,18 +209,7 @@ op_batch_validate(struct bench *b)
 			bench_fail("batch cache_get");
 		if (i > 0)
 			buf_putc(&b->out, ',');
-		first = 1;
-		crypto_hex(c.jti, TOKEN_JTI_LEN, jti);
-		buf_putc(&b->out, '{');
-		json_kv_bool(&b->out, &first, "active", 1);
-		json_kv_str(&b->out, &first, "scope", c.scope);
-		json_kv_str(&b->out, &first, "client_id", c.client);
-		json_kv_str(&b->out, &first, "token_type", "Bearer");
-		json_kv_int(&b->out, &first, "exp", (long long)c.exp);
-		json_kv_int(&b->out, &first, "iat", (long long)c.iat);
-		json_kv_str(&b->out, &first, "iss", "https://auth.example.com");
-		json_kv_str(&b->out, &first, "jti", jti);
-		buf_putc(&b->out, '}');
+		introspection_active_json(&b->out, &c, "https://auth.example.com");
 	}
 	buf_putc(&b->out, ']');
 	b->sink += (unsigned)b->out.len;

@@ -30,6 +30,7 @@
 #include "core/xmalloc.h"
 #include "crypto/token.h"
 #include "endpoints/ep_introspect.h"
+#include "endpoints/introspection.h"
 #include "endpoints/limits.h"
 #include "endpoints/lookup.h"
 #include "endpoints/oauth.h"
@@ -47,24 +48,8 @@ static void
 ep_introspect_active_json(struct service_thread *t, const struct token_claims *c,
     struct buf *b)
 {
-	char jti[2 * TOKEN_JTI_LEN + 1];
-	int first = 1;
-
-	crypto_hex(c->jti, TOKEN_JTI_LEN, jti);
 	buf_reset(b);
-	buf_putc(b, '{');
-	json_kv_bool(b, &first, "active", 1);
-	if (c->scope[0] != '\0')
-		json_kv_str(b, &first, "scope", c->scope);
-	json_kv_str(b, &first, "client_id", c->client);
-	json_kv_str(b, &first, "token_type", "Bearer");
-	json_kv_int(b, &first, "exp", (long long)c->exp);
-	json_kv_int(b, &first, "iat", (long long)c->iat);
-	if (c->subject[0] != '\0')
-		json_kv_str(b, &first, "sub", c->subject);
-	json_kv_str(b, &first, "iss", t->svc->cfg->issuer);
-	json_kv_str(b, &first, "jti", jti);
-	buf_putc(b, '}');
+	introspection_active_json(b, c, t->svc->cfg->issuer);
 }
 
 static void

@@ -183,6 +183,8 @@ static const struct config_key config_keys[] = {
 	CONFIG_NUM(latency_anomaly_floor_ms, "50", 0, 60000, 0),
 	CONFIG_NUM(latency_anomaly_min_requests, "50", 1, 10000000, 0),
 	CONFIG_NUM(latency_anomaly_interval, "10", 1, 3600, 0),
+	/* batch introspection (an extension: POST .../introspect/batch) */
+	CONFIG_NUM(introspect_batch_max, "100", 1, 10000, 0),
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 

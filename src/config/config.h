@@ -72,6 +72,8 @@ struct config {
 	char	*ratelimit_revoke;
 	char	*ratelimit_userinfo;
 	char	*ratelimit_login;	/* counts failed logins only */
+	/* batch introspection */
+	int	 introspect_batch_max;	/* tokens per POST .../introspect/batch */
 	/* observability */
 	long	 shm_metrics_slots;	/* processes with a metrics slot */
 	long	 shm_anomaly_entries;	/* addresses the detector tracks */

@@ -311,13 +311,26 @@ crypto_random(void *buf, size_t n)
 int
 crypto_memeq(const void *a, const void *b, size_t n)
 {
-	const volatile uint8_t	*pa = a, *pb = b;
-	volatile uint8_t	 diff = 0;
-	size_t			 i;
+	const uint8_t	*pa = a, *pb = b;
+	uint64_t	 diff = 0, x, y;
+	size_t		 i = 0;
 
-	/* volatile keeps the compiler from stopping at the first difference. */
-	for (i = 0; i < n; i++)
-		diff |= pa[i] ^ pb[i];
+	/*
+	 * Eight bytes at a time (every token open compares its key with the
+	 * handle's: a volatile byte loop was 8% of a batch's time). The empty
+	 * asm makes diff opaque on every round, so the compiler cannot turn
+	 * the loop into one that stops at the first difference.
+	 */
+	for (; n - i >= 8; i += 8) {
+		memcpy(&x, pa + i, 8);
+		memcpy(&y, pb + i, 8);
+		diff |= x ^ y;
+		__asm__ volatile("" : "+r"(diff));
+	}
+	for (; i < n; i++) {
+		diff |= (uint64_t)(pa[i] ^ pb[i]);
+		__asm__ volatile("" : "+r"(diff));
+	}
 	return diff == 0;
 }
 

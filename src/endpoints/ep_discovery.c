@@ -39,6 +39,8 @@ ep_discovery_build(const char *issuer, char etag[24])
 	EP_URL("introspection_endpoint", "/oauth2/introspect");
 	EP_URL("revocation_endpoint", "/oauth2/revoke");
 	EP_URL("userinfo_endpoint", "/oauth2/userinfo");
+	/* An extension (RFC 8414 §2 allows more members): batch introspection. */
+	EP_URL("fastauth_introspection_batch_endpoint", "/oauth2/introspect/batch");
 #undef EP_URL
 	json_kv_raw(&b, &first, "grant_types_supported",
 	    "[\"client_credentials\",\"password\",\"refresh_token\"]");

@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "core/fastauth.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "endpoints/lookup.h"
 #include "endpoints/service.h"
 #include "shm/cache.h"
@@ -316,6 +317,66 @@ lookup_token_revoked(struct service_thread *t, const uint8_t jti[TOKEN_JTI_LEN],
 	if (!*revoked && subject[0] != '\0' && (long long)iat < nbf)
 		*revoked = 1;
 	return FA_OK;
+}
+
+int
+lookup_revoked_batch(struct service_thread *t, int n, const struct token_claims *const *cl,
+    int *revoked)
+{
+	const struct token_claims **ask = NULL;
+	struct cache_ticket rtk;
+	uint64_t *epoch = NULL;
+	long long *nbf = NULL;
+	int *idx = NULL, *rv = NULL, i, nask = 0, rc = FA_OK;
+
+	if (n <= 0)
+		return FA_OK;
+	epoch = xcalloc((size_t)n, sizeof *epoch);
+	idx = xcalloc((size_t)n, sizeof *idx);
+	for (i = 0; i < n; i++) {
+		int state = lookup_state_cached(t, cl[i]->jti, cl[i]->subject, cl[i]->iat,
+		    &epoch[i]);
+
+		revoked[i] = 1;
+		if (state >= 0)
+			revoked[i] = state;
+		else
+			idx[nask++] = i;
+	}
+	if (nask == 0)
+		goto out;
+	ask = xcalloc((size_t)nask, sizeof *ask);
+	rv = xcalloc((size_t)nask, sizeof *rv);
+	nbf = xcalloc((size_t)nask, sizeof *nbf);
+	for (i = 0; i < nask; i++)
+		ask[i] = cl[idx[i]];
+	/* One ticket before the one read covers every put that follows it. */
+	cache_ticket(shm_cache(t->svc->shm), CACHE_REVOCATION, &rtk);
+	if ((rc = store_revoked_many(t->redis, nask, ask, rv, nbf)) != FA_OK) {
+		rc = FA_UNAVAIL;
+		goto out;
+	}
+	for (i = 0; i < nask; i++) {
+		const struct token_claims *c = ask[i];
+
+		if (rv[i])
+			lookup_note_revoked(t, c->jti);
+		else
+			lookup_state_keep(t, c->jti, c->subject, nbf[i], epoch[idx[i]], &rtk);
+		if (!rv[i] && c->subject[0] != '\0' && (long long)c->iat < nbf[i])
+			rv[i] = 1;
+		revoked[idx[i]] = rv[i];
+	}
+out:
+	if (rc != FA_OK)
+		for (i = 0; i < n; i++)
+			revoked[i] = 1;
+	free(ask);
+	free(rv);
+	free(nbf);
+	free(idx);
+	free(epoch);
+	return rc;
 }
 
 /* --- invalidation -------------------------------------------------------- */

@@ -34,6 +34,14 @@ int	lookup_token_revoked(struct service_thread *, const uint8_t jti[TOKEN_JTI_LE
 int	lookup_introspect(struct service_thread *, const char *client_id,
 	    struct store_client *client, int *client_rc,
 	    const struct token_claims *, int *revoked);
+/*
+ * The revocation state of n opened access tokens (a batch introspection):
+ * each from the cache where it can vouch, the rest from Redis in a single
+ * round trip (store_revoked_many), whose answers are cached as one lookup's
+ * would be. revoked[i] 0/1. FA_OK, or FA_UNAVAIL with every revoked[i] = 1.
+ */
+int	lookup_revoked_batch(struct service_thread *, int n,
+	    const struct token_claims *const *cl, int *revoked);
 /* Remember locally that jti is revoked (its announcement follows). */
 void	lookup_note_revoked(struct service_thread *, const uint8_t jti[TOKEN_JTI_LEN]);
 /*

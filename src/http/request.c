@@ -40,6 +40,8 @@ void
 response_init(struct response *resp)
 {
 	resp->status = 200;
+	resp->fcgx = NULL;
+	resp->streamed = 0;
 	buf_init(&resp->headers);
 	buf_init(&resp->body);
 }
@@ -55,6 +57,7 @@ void
 response_reset(struct response *resp)
 {
 	resp->status = 200;
+	resp->streamed = 0;
 	buf_reset(&resp->headers);
 	if (resp->body.len > 0)
 		explicit_bzero(resp->body.data, resp->body.len);
@@ -230,6 +233,8 @@ response_send(struct response *resp, FCGX_Request *fr, int head_only)
 	char line[96];
 	int n;
 
+	if (resp->streamed)
+		return FA_OK;	/* head and body are out already */
 	n = snprintf(line, sizeof line, "Status: %d %s\r\n", resp->status,
 	    response_reason(resp->status));
 	if (FCGX_PutStr(line, n, fr->out) < 0)
@@ -246,6 +251,37 @@ response_send(struct response *resp, FCGX_Request *fr, int head_only)
 		return FA_ERR;
 	if (!head_only && resp->status != 304 && resp->body.len > 0 &&
 	    FCGX_PutStr(resp->body.data, (int)resp->body.len, fr->out) < 0)
+		return FA_ERR;
+	return FA_OK;
+}
+
+int
+response_stream_begin(struct response *resp, int status)
+{
+	char line[96];
+	int n;
+
+	if (resp->fcgx == NULL || resp->streamed)
+		return FA_ERR;
+	resp->status = status;
+	resp->streamed = 1;
+	n = snprintf(line, sizeof line, "Status: %d %s\r\n", status, response_reason(status));
+	if (FCGX_PutStr(line, n, resp->fcgx->out) < 0)
+		return FA_ERR;
+	if (resp->headers.len > 0 &&
+	    FCGX_PutStr(resp->headers.data, (int)resp->headers.len, resp->fcgx->out) < 0)
+		return FA_ERR;
+	if (FCGX_PutStr("\r\n", 2, resp->fcgx->out) < 0)
+		return FA_ERR;
+	return FA_OK;
+}
+
+int
+response_stream_write(struct response *resp, const char *data, size_t len)
+{
+	if (resp->fcgx == NULL || !resp->streamed || len > INT_MAX)
+		return FA_ERR;
+	if (len > 0 && FCGX_PutStr(data, (int)len, resp->fcgx->out) < 0)
 		return FA_ERR;
 	return FA_OK;
 }

@@ -29,6 +29,9 @@ struct response {
 	int		 status;	/* HTTP status code */
 	struct buf	 headers;	/* "Name: value\r\n" lines */
 	struct buf	 body;
+	/* Streaming (response_stream_*): where to, and whether the head is out. */
+	struct FCGX_Request *fcgx;	/* set by the worker; NULL = cannot stream */
+	int		 streamed;	/* 1 after response_stream_begin */
 };
 
 /* Prepare reusable request/response storage. */
@@ -65,6 +68,15 @@ int	response_send(struct response *, struct FCGX_Request *, int head_only);
  * Variable-* Apache would add to the protected response.
  */
 int	response_send_bare(struct response *, struct FCGX_Request *);
+/*
+ * Streaming, for an answer written as it is produced: send the status line
+ * and the headers gathered so far without Content-Length (the web server
+ * chunks or closes), then body pieces. response_send does nothing after
+ * response_stream_begin. FA_OK, or FA_ERR when the client went away (or
+ * resp->fcgx is NULL).
+ */
+int	response_stream_begin(struct response *, int status);
+int	response_stream_write(struct response *, const char *data, size_t len);
 /* The reason phrase of a status code. */
 const char *response_reason(int status);
 

@@ -50,6 +50,8 @@ static const struct router_route {
 	{ "/health",		ROUTER_GET,	ep_health_live, METRICS_EP_HEALTH, 0 },
 	{ "/ready",		ROUTER_GET,	ep_health_ready, METRICS_EP_READY, 0 },
 	{ "/metrics",		ROUTER_GET,	ep_metrics_handle, METRICS_EP_METRICS, 0 },
+	{ "/oauth2/introspect/batch", ROUTER_POST, ep_introspect_batch_handle,
+	    METRICS_EP_INTROSPECT, 1 },
 };
 
 static const struct router_route *

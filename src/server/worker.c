@@ -102,7 +102,12 @@ worker_handle(struct worker_thread *w)
 	}
 	start = shm_now();
 	metrics_gauge_add(METRICS_G_BUSY, 1);
-	/* The response is empty here: reset after every send, and at init. */
+	/*
+	 * The response is empty here: reset after every send, and at init.
+	 * Headers every answer carries go first, so that a streamed answer
+	 * (response_stream_begin) has them too.
+	 */
+	response_header(&w->resp, "X-Content-Type-Options", "nosniff");
 	rc = request_read(&w->req, &w->fcgx, cfg->max_body_size);
 	if (rc == FA_OK && (cfg->fastcgi_roles == CONFIG_ROLES_AUTHORIZER ||
 	    (role != NULL && strcmp(role, "RESPONDER") != 0))) {
@@ -117,7 +122,6 @@ worker_handle(struct worker_thread *w)
 		oauth_error(&w->resp, 400, "invalid_request", "incomplete request body");
 	else if (rc == FA_OK)
 		ep = router_dispatch(w->st, &w->req, &w->resp);
-	response_header(&w->resp, "X-Content-Type-Options", "nosniff");
 	head = strcmp(w->req.method, "HEAD") == 0;
 	/* Counted before the answer leaves: a client that saw it sees it counted. */
 	metrics_request(ep, w->resp.status, shm_now() - start);
@@ -172,6 +176,7 @@ worker_thread_main(void *arg)
 	FCGX_InitRequest(&w->fcgx, w->listen_fd, 0);
 	request_init(&w->req);
 	response_init(&w->resp);
+	w->resp.fcgx = &w->fcgx;
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		log_err("epoll_create1: %s", strerror(errno));
 		goto out;

@@ -67,5 +67,14 @@ int	store_client_and_revoked(struct redis_conn *, const char *id,
 	    struct store_client *out, int *client_rc,
 	    const uint8_t jti[TOKEN_JTI_LEN], int *revoked,
 	    const char *subject, long long *nbf);
+/*
+ * The revocation state of n access tokens in one round trip: a single MGET of
+ * every <p>revoked:<jti> and, for the tokens with a subject, <p>nbf:<subject>.
+ * revoked[i] 1 when cl[i]'s jti is deny-listed (else 0); nbf[i] the subject's
+ * not-before (0 when none or no subject). FA_OK, or FA_UNAVAIL with every
+ * revoked[i] = 1 (unreachable, error reply, or a value that does not parse).
+ */
+int	store_revoked_many(struct redis_conn *, int n, const struct token_claims *const *cl,
+	    int *revoked, long long *nbf);
 
 #endif

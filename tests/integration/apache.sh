@@ -5,7 +5,8 @@
 #     "fastauth --listen unix:..." running as Apache's user;
 #  2. apache/fastauth-fcgid.conf: mod_fcgid spawning fastauth.
 # Each runs the core flow: discovery, health, token -> introspect -> revoke
-# -> inactive, wrong secret, unsupported grant, oversized body.
+# -> inactive, wrong secret, unsupported grant, oversized body; and a batch
+# introspection, whose answer fastauth streams.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -57,6 +58,12 @@ pad=$(head -c 70000 /dev/zero | tr '\0' a)
 post_form "$BASE_P/oauth2/token" "grant_type=client_credentials&x=$pad" -u "app-a:$SECRET_A"
 assert_status 413 "proxy_fcgi: 70000-byte body (over LimitRequestBody) -> 413"
 TOK_P=$(get_token "$BASE_P" app-a "$SECRET_A")
+# Batch introspection's answer is streamed (no Content-Length from fastauth).
+http POST "$BASE_P/oauth2/introspect/batch" -H 'Content-Type: application/json' \
+    --data-binary "[\"$TOK_P\", \"garbage\"]" -u "introspector:$SECRET_I"
+assert_status 200 "proxy_fcgi: batch introspection (streamed answer) -> 200"
+assert_match "$HTTP_BODY" '^\[\{"active":true,.*\},\{"active":false\}\]$' \
+    "proxy_fcgi: batch answer complete and in order"
 stop_pid "$APACHE_PID"
 stop_pid "$FA_PID" || fail "standalone fastauth did not stop on SIGTERM within 10 s"
 
@@ -77,6 +84,12 @@ http GET "$BASE_F/oauth2/token"
 assert_status 405 "fcgid: GET on token -> 405"
 http GET "$BASE_F/no/such/path"
 assert_status 404 "fcgid: unknown path -> 404"
+TOK_F=$(get_token "$BASE_F" app-a "$SECRET_A")
+http POST "$BASE_F/oauth2/introspect/batch" -H 'Content-Type: application/json' \
+    --data-binary "[\"garbage\", \"$TOK_F\"]" -u "introspector:$SECRET_I"
+assert_status 200 "fcgid: batch introspection (streamed answer) -> 200"
+assert_match "$HTTP_BODY" '^\[\{"active":false\},\{"active":true,.*\}\]$' \
+    "fcgid: batch answer complete and in order"
 
 # A token from the other layout is valid here (same Redis, same keys).
 introspect "$BASE_F" "$TOK_P"

@@ -15,6 +15,7 @@
 #include "core/fastauth.h"
 #include "http/form.h"
 #include "http/httpauth.h"
+#include "http/tokenlist.h"
 
 /* --- b64 ------------------------------------------------------------------ */
 
@@ -620,6 +621,99 @@ START_TEST(scheme_classification)
 }
 END_TEST
 
+/* --- tokenlist (batch introspection bodies) --------------------------------- */
+
+/* Parse s (copied) with limit max; returns the count or -1 (err in *e). */
+static int
+tl(const char *s, int max, struct tokenlist_item *items, char *copy, enum tokenlist_error *e)
+{
+	size_t n = strlen(s), where;
+	int count;
+
+	memcpy(copy, s, n + 1);
+	if (tokenlist_parse(copy, n, items, max, &count, e, &where) != FA_OK) {
+		ck_assert_uint_le(where, n);
+		return -1;
+	}
+	return count;
+}
+
+START_TEST(tokenlist_valid)
+{
+	struct tokenlist_item it[8];
+	enum tokenlist_error e;
+	char copy[256];
+
+	ck_assert_int_eq(tl("[]", 8, it, copy, &e), 0);
+	ck_assert_int_eq(tl(" \t\r\n[ \n]\n ", 8, it, copy, &e), 0);
+	ck_assert_int_eq(tl("[\"fa1.abc\", \"\",\"far1.x\"]", 8, it, copy, &e), 3);
+	ck_assert_str_eq(it[0].s, "fa1.abc");
+	ck_assert_uint_eq(it[0].len, 7);
+	ck_assert_str_eq(it[1].s, "");
+	ck_assert_str_eq(it[2].s, "far1.x");
+	ck_assert_int_eq(tl("[\"a\\\"b\\\\c\\/d\\n\\t\\u0041\\u00e9\\ud83d\\ude00\"]", 8, it,
+	    copy, &e), 1);
+	ck_assert_str_eq(it[0].s, "a\"b\\c/d\n\tA\xc3\xa9\xf0\x9f\x98\x80");
+	ck_assert_int_eq(tl("[\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"]", 8, it, copy, &e), 1);
+	ck_assert_int_eq(e, TOKENLIST_OK);
+}
+END_TEST
+
+START_TEST(tokenlist_rejects)
+{
+	static const char *bad[] = {
+		"", " ", "[", "]", "[,]", "[\"a\",]", "[\"a\" \"b\"]", "[\"a\"] x",
+		"[\"a\"]]", "{\"a\":1}", "\"a\"", "[1]", "[null]", "[[\"a\"]]",
+		"[\"a]", "[\"a\\\"]", "[\"\\x\"]", "[\"\\u12\"]", "[\"\\u00g0\"]",
+		"[\"\\u0000\"]", "[\"\\ud800\"]", "[\"\\udc00\"]", "[\"\\ud800\\u0041\"]",
+		"[\"\x01\"]", "[\"\x7f\x80\"]", "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]",
+		"[\"\xf4\x90\x80\x80\"]", "[\"\xe2\x82\"]", "['a']",
+	};
+	struct tokenlist_item it[8];
+	enum tokenlist_error e;
+	char copy[256];
+	size_t i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_msg(tl(bad[i], 8, it, copy, &e) == -1, "accepted %s", bad[i]);
+		ck_assert_int_eq(e, TOKENLIST_ERR_SYNTAX);
+	}
+}
+END_TEST
+
+START_TEST(tokenlist_too_many)
+{
+	struct tokenlist_item it[3];
+	enum tokenlist_error e;
+	char copy[256];
+
+	ck_assert_int_eq(tl("[\"a\",\"b\",\"c\"]", 3, it, copy, &e), 3);
+	ck_assert_int_eq(tl("[\"a\",\"b\",\"c\",\"d\"]", 3, it, copy, &e), -1);
+	ck_assert_int_eq(e, TOKENLIST_ERR_TOO_MANY);
+	ck_assert_int_eq(tl("[\"a\"]", 1, it, copy, &e), 1);
+	ck_assert_int_eq(tl("[\"a\",\"b\"]", 1, it, copy, &e), -1);
+	ck_assert_int_eq(e, TOKENLIST_ERR_TOO_MANY);
+}
+END_TEST
+
+/* The input need not be NUL-terminated: nothing past len is read. */
+START_TEST(tokenlist_exact_length)
+{
+	struct tokenlist_item it[2];
+	enum tokenlist_error e;
+	char *p = malloc(5);
+	int n;
+
+	memcpy(p, "[\"a\"]", 5);
+	ck_assert_int_eq(tokenlist_parse(p, 5, it, 2, &n, &e, NULL), FA_OK);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(it[0].s, "a");
+	memcpy(p, "[\"ab\"", 5);
+	ck_assert_int_eq(tokenlist_parse(p, 5, it, 2, &n, &e, NULL), FA_ERR);
+	free(p);
+}
+END_TEST
+
 static Suite *
 parsers_suite(void)
 {
@@ -656,6 +750,13 @@ parsers_suite(void)
 	tcase_add_test(tc, bearer_invalid);
 	tcase_add_test(tc, bearer_offered);
 	tcase_add_test(tc, scheme_classification);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tokenlist");
+	tcase_add_test(tc, tokenlist_valid);
+	tcase_add_test(tc, tokenlist_rejects);
+	tcase_add_test(tc, tokenlist_too_many);
+	tcase_add_test(tc, tokenlist_exact_length);
 	suite_add_tcase(s, tc);
 	return s;
 }

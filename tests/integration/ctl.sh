@@ -50,7 +50,7 @@ expect_ok() {
 # one_line_secret DESCRIPTION: the last command printed one line, one word.
 one_line_secret() {
 	if [ "$CTL_RC" = 0 ] && [ "$(printf '%s\n' "$CTL_OUT" | wc -l)" = 1 ] &&
-	    [ -n "$CTL_OUT" ] && ! printf '%s' "$CTL_OUT" | grep -q '[[:space:]]' &&
+	    [ -n "$CTL_OUT" ] && ! grep -q '[[:space:]]' <<< "$CTL_OUT" &&
 	    [ "${#CTL_OUT}" -ge 20 ]; then
 		pass "$1: prints the secret alone on one line (${#CTL_OUT} characters)"
 	else
@@ -86,7 +86,7 @@ else
 	fail "a second rotation gives a newer key id" "first: $kid1, second: $kid2"
 fi
 expect_ok "key list" key list
-if printf '%s\n' "$CTL_OUT" | grep -qw "$kid1" && printf '%s\n' "$CTL_OUT" | grep -qw "$kid2"; then
+if grep -qw "$kid1" <<< "$CTL_OUT" && grep -qw "$kid2" <<< "$CTL_OUT"; then
 	pass "key list shows keys $kid1 and $kid2"
 else
 	fail "key list shows keys $kid1 and $kid2" "$CTL_OUT"
@@ -121,13 +121,13 @@ fi
 
 expect_ok "client list" client list
 for c in c1 c2 c3; do
-	if printf '%s\n' "$CTL_OUT" | grep -qw "$c"; then
+	if grep -qw "$c" <<< "$CTL_OUT"; then
 		pass "client list shows $c"
 	else
 		fail "client list shows $c" "$CTL_OUT"
 	fi
 done
-if printf '%s\n' "$CTL_OUT" | grep -qF -e "$S1" -e "$S2" -e "$S3"; then
+if grep -qF -e "$S1" -e "$S2" -e "$S3" <<< "$CTL_OUT"; then
 	fail "client list must not print secrets" "$CTL_OUT"
 else
 	pass "client list prints no secret"
@@ -135,13 +135,13 @@ fi
 
 expect_ok "client show c1" client show c1
 for w in c1 read write client_credentials "Client One"; do
-	if printf '%s\n' "$CTL_OUT" | grep -qF "$w"; then
+	if grep -qF "$w" <<< "$CTL_OUT"; then
 		pass "client show c1 shows $w"
 	else
 		fail "client show c1 shows $w" "$CTL_OUT"
 	fi
 done
-if printf '%s\n' "$CTL_OUT" | grep -qF "$S1"; then
+if grep -qF "$S1" <<< "$CTL_OUT"; then
 	fail "client show must not print the secret" "$CTL_OUT"
 else
 	pass "client show prints no secret"
@@ -205,7 +205,7 @@ else
 	fa_fail_http "removed client c2 is refused (401) within 5 s"
 fi
 expect_ok "client list after remove" client list
-if printf '%s\n' "$CTL_OUT" | grep -qw c2; then
+if grep -qw c2 <<< "$CTL_OUT"; then
 	fail "client list no longer shows c2" "$CTL_OUT"
 else
 	pass "client list no longer shows c2"

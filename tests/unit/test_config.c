@@ -5,6 +5,7 @@
  * overrides and the REDIS_URL alias, cross-key validation, config_dump
  * reloading to the same values, and the shipped etc/fastauth.conf.
  */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "core/buf.h"
 #include "core/fastauth.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 
 static struct config *cfg;
 static char *cause;
@@ -838,6 +840,250 @@ START_TEST(keys_documented)
 }
 END_TEST
 
+/* The line config_dump writes for key, without the newline (malloc'd). */
+static char *
+dump_line(const struct config *c, const char *key)
+{
+	struct buf b = BUF_INIT;
+	char want[96], *p, *e, *line;
+
+	config_dump(c, &b);
+	snprintf(want, sizeof want, "\n%s ", key);
+	p = strstr(b.data, want);
+	ck_assert_msg(p != NULL, "%s missing from config_dump", key);
+	p++;
+	e = strchr(p, '\n');
+	line = strndup(p, e != NULL ? (size_t)(e - p) : strlen(p));
+	buf_free(&b);
+	return line;
+}
+
+/*
+ * Whether the value text, written as "key value" in a file, sets key to its
+ * built-in default. Documentation names the packaged paths (/etc/...): they
+ * are moved to this build's SYSCONFDIR first. NULL text means "unset".
+ */
+static int
+is_default(const char *key, const char *text, char **shown)
+{
+	struct config *def = config_new(), *c = config_new();
+	struct buf f = BUF_INIT;
+	char *want, *got, *err = NULL;
+	const char *t = text != NULL ? text : "";
+	int same;
+
+	buf_printf(&f, "%s \"", key);
+	if (strncmp(t, "/etc/", 5) == 0) {
+		buf_puts(&f, SYSCONFDIR "/");
+		t += 5;
+	}
+	for (; *t != '\0'; t++) {
+		if (*t == '"' || *t == '\\')
+			buf_putc(&f, '\\');
+		buf_putc(&f, *t);
+	}
+	buf_puts(&f, "\"\n");
+	want = dump_line(def, key);
+	if (config_load_buffer(c, "doc", f.data, f.len, &err) != FA_OK) {
+		*shown = err;
+		same = 0;
+	} else {
+		got = dump_line(c, key);
+		same = strcmp(got, want) == 0;
+		*shown = xasprintf("\"%s\" gives \"%s\", the built-in default is \"%s\"",
+		    text != NULL ? text : "(unset)", got, want);
+		free(got);
+	}
+	free(want);
+	buf_free(&f);
+	config_free(c);
+	config_free(def);
+	return same;
+}
+
+/*
+ * The entry of key in fastauth.conf(5), from ".It Ic key " to the next
+ * ".It" or ".El" (malloc'd); fails the test if there is none.
+ */
+static char *
+man_entry(const char *man, const char *key)
+{
+	char want[96];
+	const char *p, *e, *el;
+
+	snprintf(want, sizeof want, "\n.It Ic %s ", key);
+	p = strstr(man, want);
+	ck_assert_msg(p != NULL, "key %s missing from man/fastauth.conf.5", key);
+	p++;
+	e = strstr(p, "\n.It ");
+	el = strstr(p, "\n.El");
+	if (e == NULL || (el != NULL && el < e))
+		e = el;
+	ck_assert_ptr_nonnull(e);
+	return strndup(p, (size_t)(e - p));
+}
+
+/*
+ * The default an entry documents, as file text (malloc'd), or NULL for
+ * "Default: unset". Two forms: "Default: 2." on the line, or "Default:"
+ * followed by a macro line such as ".Ql http://127.0.0.1:8080 .".
+ */
+static char *
+man_default(const char *entry, const char *key, int *unset)
+{
+	const char *p = strstr(entry, "Default:"), *e;
+	char *v;
+	size_t n;
+
+	ck_assert_msg(p != NULL, "fastauth.conf(5): %s has no \"Default:\"", key);
+	p += strlen("Default:");
+	*unset = 0;
+	if (*p == '\n') {
+		/* ".Ql value ." : skip the macro name. */
+		p++;
+		ck_assert_msg(*p == '.', "fastauth.conf(5): %s: Default: then no macro line", key);
+		p = strchr(p, ' ');
+		ck_assert_ptr_nonnull(p);
+	}
+	while (*p == ' ')
+		p++;
+	e = strchr(p, '\n');
+	n = e != NULL ? (size_t)(e - p) : strlen(p);
+	if (strncmp(p, "unset", 5) == 0) {
+		*unset = 1;
+		return NULL;
+	}
+	/* The sentence's full stop: "2." or ".Ql x ." */
+	if (n >= 2 && p[n - 1] == '.' && p[n - 2] == ' ')
+		n -= 2;
+	else if (n >= 1 && p[n - 1] == '.')
+		n -= 1;
+	v = strndup(p, n);
+	/* mdoc's zero-width escape, as in ".Ql fastauth:\&" */
+	while ((e = strstr(v, "\\&")) != NULL)
+		memmove(v + (e - v), e + 2, strlen(e + 2) + 1);
+	return v;
+}
+
+/*
+ * fastauth.conf(5) gives every key a type placeholder, its environment
+ * variable and a default that is the code's; the sample file's commented
+ * "# key value" lines and "default V.)" remarks show the code's default too
+ * (except for a key without a default, whose line is an example).
+ */
+START_TEST(defaults_documented)
+{
+	char *man = read_doc("man/fastauth.conf.5");
+	char *sample = read_doc("etc/fastauth.conf");
+	size_t i;
+
+	for (i = 0; config_key_name(i) != NULL; i++) {
+		const char *key = config_key_name(i);
+		char *entry = man_entry(man, key), *doc, *shown = NULL, *p, *e;
+		char want[128], first[160], *line = NULL;
+		size_t j, n;
+		int unset;
+
+		/* ".It Ic key Ar type" or ".It Ic key Cm word | word" */
+		snprintf(first, sizeof first, ".It Ic %s ", key);
+		p = entry + strlen(first);
+		ck_assert_msg(strncmp(p, "Ar ", 3) == 0 || strncmp(p, "Cm ", 3) == 0,
+		    "fastauth.conf(5): %s has no type (.It Ic %s Ar type)", key, key);
+
+		/* ".Ev FASTAUTH_KEY", not a longer name */
+		n = (size_t)snprintf(want, sizeof want, ".Ev FASTAUTH_");
+		for (j = 0; key[j] != '\0' && n + 1 < sizeof want; j++)
+			want[n++] = (char)toupper((unsigned char)key[j]);
+		want[n] = '\0';
+		p = strstr(entry, want);
+		ck_assert_msg(p != NULL && (p[strlen(want)] == '\n' ||
+		    p[strlen(want)] == ' '), "fastauth.conf(5): %s does not name %s",
+		    key, want + 4);
+
+		doc = man_default(entry, key, &unset);
+		ck_assert_msg(is_default(key, doc, &shown),
+		    "fastauth.conf(5) documents the default of %s: %s", key, shown);
+		free(shown);
+
+		/* The sample's "key value" or "# key value" line. */
+		snprintf(want, sizeof want, "\n# %s ", key);
+		if ((p = strstr(sample, want)) == NULL) {
+			snprintf(want, sizeof want, "\n%s ", key);
+			p = strstr(sample, want);
+		}
+		ck_assert_ptr_nonnull(p);
+		if (!unset) {
+			char *text;
+			struct config *c = config_new();
+			char *err = NULL;
+
+			e = strchr(p + strlen(want), '\n');
+			line = strndup(p + strlen(want), e != NULL ?
+			    (size_t)(e - p) - strlen(want) : strlen(p + strlen(want)));
+			ck_assert_int_ge(asprintf(&text, "%s %s\n", key, line), 0);
+			ck_assert_msg(config_load_buffer(c, "sample", text, strlen(text),
+			    &err) == FA_OK, "etc/fastauth.conf: %s", err ? err : "");
+			if (strncmp(line, "/etc/", 5) != 0) {
+				char *got = dump_line(c, key), *def;
+				struct config *d = config_new();
+
+				def = dump_line(d, key);
+				ck_assert_msg(strcmp(got, def) == 0,
+				    "etc/fastauth.conf shows \"%s %s\", the default is \"%s\"",
+				    key, line, def);
+				free(got);
+				free(def);
+				config_free(d);
+			}
+			config_free(c);
+			free(text);
+			free(line);
+
+			/* A "default V.)" remark in the comment paragraph above. */
+			{
+				const char *para = p, *q;
+				struct buf prose = BUF_INIT;
+
+				/* Back to the blank line before the paragraph. */
+				while (para > sample && !(para[0] == '\n' && para[-1] == '\n'))
+					para--;
+				/* q: the newline before each line; p: the one before the key's. */
+				for (q = para; q < p; q = e) {
+					const char *l = q + 1;
+
+					e = strchr(l, '\n');
+					if (e == NULL || e > p)
+						break;
+					if (strncmp(l, "# ", 2) == 0) {
+						buf_putc(&prose, ' ');
+						buf_append(&prose, l + 2, (size_t)(e - l - 2));
+					}
+				}
+				buf_putc(&prose, '\0');
+				if ((q = strstr(prose.data, "; default ")) != NULL) {
+					char *dv;
+
+					q += strlen("; default ");
+					e = strstr(q, ".)");
+					ck_assert_ptr_nonnull(e);
+					dv = strndup(q, (size_t)(e - q));
+					ck_assert_msg(is_default(key, dv, &shown),
+					    "etc/fastauth.conf says \"default %s\" for %s: %s",
+					    dv, key, shown);
+					free(shown);
+					free(dv);
+				}
+				buf_free(&prose);
+			}
+		}
+		free(doc);
+		free(entry);
+	}
+	free(man);
+	free(sample);
+}
+END_TEST
+
 START_TEST(sample_file_loads)
 {
 	const char *top = getenv("top_srcdir");
@@ -891,6 +1137,7 @@ config_suite(void)
 	tcase_add_test(tc, dump_hides_redis_password);
 	tcase_add_test(tc, sample_file_loads);
 	tcase_add_test(tc, keys_documented);
+	tcase_add_test(tc, defaults_documented);
 	tcase_add_test(tc, ratelimit_policies);
 	suite_add_tcase(s, tc);
 	return s;

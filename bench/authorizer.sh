@@ -31,7 +31,9 @@
 # prefixes, in an order rotated from round to round (RUNS rounds per kind);
 # the figure is the median. Every run must have no failed and no non-2xx
 # answer. Redis MONITOR counts the revocation lookups the checks made during
-# the runs (none while the mirror vouches).
+# the runs (none while the mirror vouches). Around every run, the CPU time
+# (utime + stime, /proc) of lighttpd and of the authorizer's processes gives
+# the CPU microseconds per request each of them spent (medians per prefix).
 #
 # usage: bench/authorizer.sh [--seconds N] [--runs N]   (defaults 3 and 3)
 # Prints one JSON object on stdout; progress on stderr.
@@ -76,6 +78,7 @@ setup_clients
 mkdir -p "$T/run" "$T/www"
 make_protected_tree "$T/www/protected"
 start_fastauth "$FA_CONF" "unix:$T/run/fastauth.sock" --processes 2
+AUTH_PID=$FA_PID
 start_fastauth "$FA_CONF" "unix:$T/run/app.sock" --processes 1
 "$CEILING" --socket "$T/run/trivial.sock" --threads 8 </dev/null >"$T/trivial.log" 2>&1 3>&- &
 TRIVIAL_PID=$!
@@ -171,6 +174,27 @@ ab_run() {
 		END { printf "%s %s %s %s\n", rps + 0, done + 0, failed + 0, non2xx + 0 }' "$T/ab.out"
 }
 
+# cpu_ticks PID...: user + system clock ticks of these processes and of their
+# children (fastauth's master forks its workers), threads included.
+cpu_ticks() {
+	local p c t=0 all=() f line
+	for p in "$@"; do
+		all+=("$p")
+		for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
+			all+=("$c")
+		done
+	done
+	for p in "${all[@]}"; do
+		# A child (lighttpd's CGI) may be gone by now.
+		{ read -r line < "/proc/$p/stat"; } 2>/dev/null || continue
+		# After "(comm) ": state is [0], utime [11], stime [12].
+		read -r -a f <<< "${line##*) }"
+		t=$((t + f[11] + f[12]))
+	done
+	echo "$t"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
 RESULTS=$T/results.jsonl
 : > "$RESULTS"
 # mirror_epoch: the revocation mirror's epoch (a new one on every
@@ -185,6 +209,7 @@ total=0
 # bench_kind NAME PATH
 bench_kind() {
 	local name=$1 path=$2 i mode order r n nfail nnon open=() prot=() triv=() bad=""
+	local l0 a0 l1 a1 apid cpu=()
 	ab_run "$OPEN/$path" 1 >/dev/null
 	ab_run "$PROT/$path" 1 >/dev/null
 	ab_run "$TRIV/$path" 1 >/dev/null
@@ -195,6 +220,10 @@ bench_kind() {
 		0) order="trivial open protected" ;;
 		esac
 		for mode in $order; do
+			apid=$AUTH_PID
+			[ "$mode" = trivial ] && apid=$TRIVIAL_PID
+			l0=$(cpu_ticks "$LIGHTTPD_PID")
+			a0=$(cpu_ticks "$apid")
 			case $mode in
 			open)
 				r=$(ab_run "$OPEN/$path" "$SECONDS_PER_RUN")
@@ -208,6 +237,11 @@ bench_kind() {
 				read -r _ n _ _ <<< "$r"
 				total=$((total + n)) ;;
 			esac
+			l1=$(cpu_ticks "$LIGHTTPD_PID")
+			a1=$(cpu_ticks "$apid")
+			read -r _ n _ _ <<< "$r"
+			# "mode lighttpd-us authorizer-us complete"
+			cpu+=("$mode,$(((l1 - l0) * TICK_US)),$(((a1 - a0) * TICK_US)),$n")
 			note "$name run $i $mode: rps complete failed non-2xx = $r"
 			read -r _ n nfail nnon <<< "$r"
 			if [ "$n" = 0 ] || [ "$nfail" != 0 ] || [ "$nnon" != 0 ]; then
@@ -221,8 +255,16 @@ bench_kind() {
 		fail "$name: every request answered 2xx" "runs (complete/failed/non-2xx):$bad" \
 		    "last ab output: $(tail -n 30 "$T/ab.out" | tr '\n' '|')"
 	fi
-	python3 - "$name" "$path" "${open[*]}" "${prot[*]}" "$bad" "${triv[*]}" <<'EOF' >> "$RESULTS"
+	python3 - "$name" "$path" "${open[*]}" "${prot[*]}" "$bad" "${triv[*]}" "${cpu[*]}" <<'EOF' >> "$RESULTS"
 import json, statistics, sys
+cpu = {"open": ([], []), "protected": ([], []), "trivial": ([], [])}
+for rec in sys.argv[7].split():
+    mode, lus, aus, n = rec.split(",")
+    if int(n) > 0:
+        cpu[mode][0].append(int(lus) / int(n))
+        cpu[mode][1].append(int(aus) / int(n))
+def med(v):
+    return round(statistics.median(v), 1) if v else None
 o = [float(x) for x in sys.argv[3].split()]
 p = [float(x) for x in sys.argv[4].split()]
 t = [float(x) for x in sys.argv[6].split()]
@@ -242,6 +284,13 @@ print(json.dumps({
     # what any Authorizer round trip allows here, and fastauth's share of it
     "ratio_trivial_open": round(mt / mo, 4) if mo else None,
     "ratio_protected_trivial": round(mp / mt, 4) if mt else None,
+    # CPU microseconds per request (medians over the runs): lighttpd's, and
+    # the authorizer processes' (fastauth's under protected, bench/ceiling's
+    # under trivial; under open, fastauth's, which should be about 0)
+    "cpu_us_per_request": {
+        "lighttpd": {m: med(cpu[m][0]) for m in cpu},
+        "authorizer": {m: med(cpu[m][1]) for m in cpu},
+    },
 }))
 EOF
 }

@@ -67,6 +67,8 @@ worker_authorize(struct worker_thread *w)
 
 	metrics_gauge_add(METRICS_G_BUSY, 1);
 	request_read_params(&w->req, &w->fcgx);
+	/* Who is asking, for the anomaly detector (the router sets it for the endpoints). */
+	w->st->remote_addr = w->req.remote_addr;
 	if (cfg->fastcgi_roles == CONFIG_ROLES_RESPONDER) {
 		log_warn("Authorizer request refused: fastcgi_roles is responder");
 		oauth_error(&w->resp, 500, "server_error",
@@ -83,6 +85,8 @@ worker_authorize(struct worker_thread *w)
 			log_debug("denial not delivered (web server gone)");
 	}
 	metrics_gauge_add(METRICS_G_BUSY, -1);
+	/* The address lives in libfcgi's request, freed by the next accept. */
+	w->st->remote_addr = NULL;
 	response_reset(&w->resp);
 }
 
@@ -128,6 +132,8 @@ worker_handle(struct worker_thread *w)
 	if (response_send(&w->resp, &w->fcgx, head) != FA_OK)
 		log_debug("response not delivered (client gone)");
 	metrics_gauge_add(METRICS_G_BUSY, -1);
+	/* The address lives in libfcgi's request, freed by the next accept. */
+	w->st->remote_addr = NULL;
 	response_reset(&w->resp);
 }
 

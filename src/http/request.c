@@ -209,45 +209,45 @@ response_reason(int status)
 	}
 }
 
-int
-response_send_bare(struct response *resp, FCGX_Request *fr)
+/*
+ * The status line and the headers gathered so far, with Content-Length when
+ * with_length (not for a 304), then the blank line.
+ */
+static int
+response_head(struct response *resp, FCGX_Stream *out, int with_length)
 {
 	char line[96];
 	int n;
 
 	n = snprintf(line, sizeof line, "Status: %d %s\r\n", resp->status,
 	    response_reason(resp->status));
-	if (FCGX_PutStr(line, n, fr->out) < 0)
+	if (FCGX_PutStr(line, n, out) < 0)
 		return FA_ERR;
 	if (resp->headers.len > 0 &&
-	    FCGX_PutStr(resp->headers.data, (int)resp->headers.len, fr->out) < 0)
+	    FCGX_PutStr(resp->headers.data, (int)resp->headers.len, out) < 0)
 		return FA_ERR;
-	if (FCGX_PutStr("\r\n", 2, fr->out) < 0)
+	if (with_length && resp->status != 304) {
+		n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", resp->body.len);
+		if (FCGX_PutStr(line, n, out) < 0)
+			return FA_ERR;
+	}
+	if (FCGX_PutStr("\r\n", 2, out) < 0)
 		return FA_ERR;
 	return FA_OK;
 }
 
 int
+response_send_bare(struct response *resp, FCGX_Request *fr)
+{
+	return response_head(resp, fr->out, 0);
+}
+
+int
 response_send(struct response *resp, FCGX_Request *fr, int head_only)
 {
-	char line[96];
-	int n;
-
 	if (resp->streamed)
 		return FA_OK;	/* head and body are out already */
-	n = snprintf(line, sizeof line, "Status: %d %s\r\n", resp->status,
-	    response_reason(resp->status));
-	if (FCGX_PutStr(line, n, fr->out) < 0)
-		return FA_ERR;
-	if (resp->headers.len > 0 &&
-	    FCGX_PutStr(resp->headers.data, (int)resp->headers.len, fr->out) < 0)
-		return FA_ERR;
-	if (resp->status != 304) {
-		n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", resp->body.len);
-		if (FCGX_PutStr(line, n, fr->out) < 0)
-			return FA_ERR;
-	}
-	if (FCGX_PutStr("\r\n", 2, fr->out) < 0)
+	if (response_head(resp, fr->out, 1) != FA_OK)
 		return FA_ERR;
 	if (!head_only && resp->status != 304 && resp->body.len > 0 &&
 	    FCGX_PutStr(resp->body.data, (int)resp->body.len, fr->out) < 0)
@@ -258,22 +258,11 @@ response_send(struct response *resp, FCGX_Request *fr, int head_only)
 int
 response_stream_begin(struct response *resp, int status)
 {
-	char line[96];
-	int n;
-
 	if (resp->fcgx == NULL || resp->streamed)
 		return FA_ERR;
 	resp->status = status;
 	resp->streamed = 1;
-	n = snprintf(line, sizeof line, "Status: %d %s\r\n", status, response_reason(status));
-	if (FCGX_PutStr(line, n, resp->fcgx->out) < 0)
-		return FA_ERR;
-	if (resp->headers.len > 0 &&
-	    FCGX_PutStr(resp->headers.data, (int)resp->headers.len, resp->fcgx->out) < 0)
-		return FA_ERR;
-	if (FCGX_PutStr("\r\n", 2, resp->fcgx->out) < 0)
-		return FA_ERR;
-	return FA_OK;
+	return response_head(resp, resp->fcgx->out, 0);
 }
 
 int

@@ -274,27 +274,6 @@ cache_read(struct cache *c, struct cache_entry *e, uint64_t h, unsigned kind,
 	return CACHE_R_MISS;
 }
 
-/*
- * Start fetching the lines of e past its header that a hit will copy. The
- * copy's length is the entry's vallen, in the header line: without this the
- * value's lines are requested only once that line has arrived, two cache
- * misses in a row instead of side by side. Only lines inside the entry, and
- * at most two: longer values stream behind the hardware prefetcher.
- */
-static inline void
-cache_prefetch(struct cache *c, struct cache_entry *e, size_t keylen)
-{
-	const uint8_t	*p = (const uint8_t *)e;
-	uint64_t	 end = CACHE_ENTRY_HDR + keylen + c->value_max;
-
-	if (end > c->stride)
-		end = c->stride;
-	if (end > 64)
-		__builtin_prefetch(p + 64);
-	if (end > 128)
-		__builtin_prefetch(p + 128);
-}
-
 void
 cache_ticket(struct cache *c, enum cache_kind kind, struct cache_ticket *t)
 {
@@ -325,7 +304,6 @@ cache_get(struct cache *c, enum cache_kind kind, const void *key,
 		if (atomic_load_explicit(&tags[i], memory_order_relaxed) != h)
 			continue;
 		e = cache_entry(c, b * CACHE_WAYS + (uint64_t)i);
-		cache_prefetch(c, e, keylen);
 		r = cache_read(c, e, h, kind, key, keylen, gen, now, out, outcap,
 		    outlen);
 		if (r == CACHE_R_MISS)

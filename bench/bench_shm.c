@@ -18,6 +18,17 @@
  * the cost of computing from the cost of memory. The clock is read once per
  * 64 operations in every loop (a request reads it once anyway).
  *
+ * Two diagnostics for the 2-thread figures, which on a shared 2-CPU host
+ * mostly measure how much CPU the other tenants left: "oncpu_1t"/"oncpu_2t"
+ * give, per measurement, the share of its wall time each thread was actually
+ * running (CLOCK_THREAD_CPUTIME_ID / wall, averaged over its threads), and
+ * the "*_oncpu" rates divide by it (operations per CPU-second: compare those
+ * with the 1-thread rate over its own oncpu to see whether two threads slow
+ * each other down). "*_2t_own_segments" repeat the 2-thread limiter and cache
+ * runs with the second thread in a third segment of its own, so that no
+ * cache line at all is shared: equal to the shared run, the threads do not
+ * contend on the tables.
+ *
  * usage: bench_shm [--seconds N]   (per measurement, default 1)
  */
 #include <errno.h>
@@ -45,10 +56,11 @@
 #define BENCH_HDR	40	/* the cache entry header, before key and value */
 
 struct bench {
-	char			 inst[64], twin[64];
+	char			 inst[64], twin[64], priv[64];
 	struct shm_params	 params;
 	struct shm		*seg;		/* the real tables */
 	struct shm		*raw;		/* the twin, for the raw loops */
+	struct shm		*own;		/* a second thread's private tables */
 	struct ratelimit_policy	 pol;
 	char			 keys[BENCH_MAXT][BENCH_KEYS][BENCH_KEYLEN];
 	uint32_t		 slot[BENCH_MAXT][BENCH_KEYS];	/* raw seqlock's entry */
@@ -68,6 +80,7 @@ struct bench_thread {
 	struct shm	*seg;		/* this thread's attachment */
 	uint64_t	 ops;
 	double		 elapsed;
+	double		 cpu;		/* seconds this thread was on a CPU */
 	volatile uint64_t sink;
 	pthread_barrier_t *start;
 	void		(*loop)(struct bench_thread *);
@@ -75,7 +88,7 @@ struct bench_thread {
 
 typedef void (*bench_loop)(struct bench_thread *);
 
-static char	bench_names[2][64];	/* segments to unlink on failure */
+static char	bench_names[3][64];	/* segments to unlink on failure */
 
 static void __attribute__((noreturn))
 bench_fail(const char *what)
@@ -84,23 +97,30 @@ bench_fail(const char *what)
 	int	 i;
 
 	fprintf(stderr, "bench_shm: %s failed\n", what);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 3; i++)
 		if (bench_names[i][0] != '\0')
 			shm_unlink_segment(bench_names[i], &cause);
 	exit(1);
 }
 
 static double
-bench_secs(void)
+bench_clock(clockid_t id)
 {
 	struct timespec	ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+bench_secs(void)
+{
+	return bench_clock(CLOCK_MONOTONIC);
 }
 
 /* Run body BENCH_BATCH times per clock read until seconds have passed. */
 #define BENCH_LOOP(t, ...) do {					\
+	double		 cpu_ = bench_clock(CLOCK_THREAD_CPUTIME_ID);	\
 	double		 start_ = bench_secs(), el_;			\
 	uint64_t	 n_ = 0, now, sink = 0;				\
 	unsigned	 i_ = 0, k_;					\
@@ -117,6 +137,7 @@ bench_secs(void)
 	(t)->sink = sink;						\
 	(t)->ops = n_;							\
 	(t)->elapsed = el_;						\
+	(t)->cpu = bench_clock(CLOCK_THREAD_CPUTIME_ID) - cpu_;		\
 } while (0)
 
 /* GCRA on a bare word: the limiter's ceiling. */
@@ -247,14 +268,21 @@ bench_thread_main(void *arg)
 	return NULL;
 }
 
-/* Operations per second, all threads together, each on nkeys keys. */
+/*
+ * Operations per second, all threads together, each on nkeys keys. *oncpu
+ * (if not NULL) is the share of the wall time the threads were running, on
+ * average: below 1 when other load on the host took the CPUs, which divides
+ * throughput without saying anything about the code. With private, the
+ * second thread works in its own segment (b->own): no line is shared.
+ */
 static double
-bench_threads(struct bench *b, bench_loop loop, unsigned n, unsigned nkeys)
+bench_threads_on(struct bench *b, bench_loop loop, unsigned n, unsigned nkeys,
+    int private, double *oncpu)
 {
 	struct bench_thread	t[BENCH_MAXT];
 	pthread_t		tid[BENCH_MAXT];
 	pthread_barrier_t	start;
-	double			total = 0;
+	double			total = 0, cpu = 0, wall = 0;
 	unsigned		i;
 
 	pthread_barrier_init(&start, NULL, n);
@@ -263,7 +291,7 @@ bench_threads(struct bench *b, bench_loop loop, unsigned n, unsigned nkeys)
 		t[i].b = b;
 		t[i].id = i;
 		t[i].nkeys = nkeys;
-		t[i].seg = b->seg;
+		t[i].seg = private && i > 0 ? b->own : b->seg;
 		t[i].start = &start;
 		t[i].loop = loop;
 		if (pthread_create(&tid[i], NULL, bench_thread_main, &t[i]) != 0)
@@ -272,9 +300,19 @@ bench_threads(struct bench *b, bench_loop loop, unsigned n, unsigned nkeys)
 	for (i = 0; i < n; i++) {
 		pthread_join(tid[i], NULL);
 		total += (double)t[i].ops / t[i].elapsed;
+		cpu += t[i].cpu;
+		wall += t[i].elapsed;
 	}
 	pthread_barrier_destroy(&start);
+	if (oncpu != NULL)
+		*oncpu = cpu / wall;
 	return total;
+}
+
+static double
+bench_threads(struct bench *b, bench_loop loop, unsigned n, unsigned nkeys)
+{
+	return bench_threads_on(b, loop, n, nkeys, 0, NULL);
 }
 
 /* The same with n processes, each attaching the segment itself. */
@@ -345,6 +383,9 @@ main(int argc, char **argv)
 	char			*end, *cause = NULL;
 	double			 cas1, cas2, cas2p, lim1, lim2, lim2p, seq1, seq2;
 	double			 get1, get2, put1, hash1, limhot, gethot, seqput1;
+	double			 lim2own, get2own, oncpu_cas2, oncpu_lim2;
+	double			 oncpu_cas1, oncpu_lim1, oncpu_seq1, oncpu_get1;
+	double			 oncpu_lim2own, oncpu_seq2, oncpu_get2, oncpu_get2own;
 	size_t			 size;
 	unsigned		 seed = 7, t, i;
 	int			 a;
@@ -366,8 +407,11 @@ main(int argc, char **argv)
 	snprintf(b.twin, sizeof b.twin, "bench-raw-%d", (int)getpid());
 	memcpy(bench_names[0], b.inst, sizeof bench_names[0]);
 	memcpy(bench_names[1], b.twin, sizeof bench_names[1]);
+	snprintf(b.priv, sizeof b.priv, "bench-own-%d", (int)getpid());
+	memcpy(bench_names[2], b.priv, sizeof bench_names[2]);
 	b.seg = bench_open(b.inst, &b.params);
 	b.raw = bench_open(b.twin, &b.params);
+	b.own = bench_open(b.priv, &b.params);
 	/*
 	 * A million a second per client, burst a million: a key is hit far
 	 * less often than that, so every check is allowed and does its CAS.
@@ -402,6 +446,10 @@ main(int argc, char **argv)
 			    BENCH_KEYLEN, b.value, BENCH_VALUE, 3600ULL * 1000000,
 			    shm_now(), NULL) != FA_OK)
 				bench_fail("cache_put fill");
+			if (t == 1 && cache_put(shm_cache(b.own), CACHE_CLIENT, k,
+			    BENCH_KEYLEN, b.value, BENCH_VALUE, 3600ULL * 1000000,
+			    shm_now(), NULL) != FA_OK)
+				bench_fail("cache_put fill (own)");
 		}
 	}
 	cache_stats(shm_cache(b.seg), shm_now(), &cst);
@@ -409,17 +457,24 @@ main(int argc, char **argv)
 		bench_fail("cache fill (buckets overflowed)");
 
 	hash1 = bench_threads(&b, loop_hash, 1, BENCH_KEYS);
-	cas1 = bench_threads(&b, loop_raw_cas, 1, BENCH_KEYS);
-	lim1 = bench_threads(&b, loop_limiter, 1, BENCH_KEYS);
-	cas2 = bench_threads(&b, loop_raw_cas, 2, BENCH_KEYS);
-	lim2 = bench_threads(&b, loop_limiter, 2, BENCH_KEYS);
+	cas1 = bench_threads_on(&b, loop_raw_cas, 1, BENCH_KEYS, 0, &oncpu_cas1);
+	lim1 = bench_threads_on(&b, loop_limiter, 1, BENCH_KEYS, 0, &oncpu_lim1);
+	cas2 = bench_threads_on(&b, loop_raw_cas, 2, BENCH_KEYS, 0, &oncpu_cas2);
+	lim2 = bench_threads_on(&b, loop_limiter, 2, BENCH_KEYS, 0, &oncpu_lim2);
+	lim2own = bench_threads_on(&b, loop_limiter, 2, BENCH_KEYS, 1,
+	    &oncpu_lim2own);
 	cas2p = bench_processes(&b, loop_raw_cas, 2);
 	lim2p = bench_processes(&b, loop_limiter, 2);
 	limhot = bench_threads(&b, loop_limiter, 1, 1);
-	seq1 = bench_threads(&b, loop_raw_seqlock, 1, BENCH_KEYS);
-	get1 = bench_threads(&b, loop_cache_get, 1, BENCH_KEYS);
-	seq2 = bench_threads(&b, loop_raw_seqlock, 2, BENCH_KEYS);
-	get2 = bench_threads(&b, loop_cache_get, 2, BENCH_KEYS);
+	seq1 = bench_threads_on(&b, loop_raw_seqlock, 1, BENCH_KEYS, 0,
+	    &oncpu_seq1);
+	get1 = bench_threads_on(&b, loop_cache_get, 1, BENCH_KEYS, 0, &oncpu_get1);
+	seq2 = bench_threads_on(&b, loop_raw_seqlock, 2, BENCH_KEYS, 0,
+	    &oncpu_seq2);
+	get2 = bench_threads_on(&b, loop_cache_get, 2, BENCH_KEYS, 0,
+	    &oncpu_get2);
+	get2own = bench_threads_on(&b, loop_cache_get, 2, BENCH_KEYS, 1,
+	    &oncpu_get2own);
 	gethot = bench_threads(&b, loop_cache_get, 1, 1);
 	seqput1 = bench_threads(&b, loop_raw_seqlock_put, 1, BENCH_KEYS);
 	put1 = bench_threads(&b, loop_cache_put, 1, BENCH_KEYS);
@@ -432,6 +487,14 @@ main(int argc, char **argv)
 	    "\"limiter_ratio_1t\": %.3f,\n"
 	    " \"raw_cas_2t_per_s\": %.0f, \"limiter_2t_per_s\": %.0f, "
 	    "\"limiter_2t_per_thread\": %.0f, \"limiter_ratio_2t\": %.3f,\n"
+	    " \"limiter_2t_own_segments_per_s\": %.0f,\n"
+	    " \"oncpu_1t\": {\"raw_cas\": %.3f, \"limiter\": %.3f, "
+	    "\"raw_seqlock\": %.3f, \"cache_get\": %.3f},\n"
+	    " \"oncpu_2t\": {\"raw_cas\": %.3f, \"limiter\": %.3f, "
+	    "\"limiter_own_segments\": %.3f, \"raw_seqlock\": %.3f, "
+	    "\"cache_get\": %.3f, \"cache_get_own_segments\": %.3f},\n"
+	    " \"limiter_2t_per_thread_oncpu\": %.0f, "
+	    "\"cache_get_2t_per_thread_oncpu\": %.0f,\n"
 	    " \"raw_cas_2p_per_s\": %.0f, \"limiter_2p_per_s\": %.0f, "
 	    "\"limiter_2p_per_process\": %.0f, \"limiter_ratio_2p\": %.3f,\n"
 	    " \"limiter_1key_1t_per_s\": %.0f,\n"
@@ -439,6 +502,7 @@ main(int argc, char **argv)
 	    "\"cache_ratio_1t\": %.3f,\n"
 	    " \"raw_seqlock_2t_per_s\": %.0f, \"cache_get_2t_per_s\": %.0f, "
 	    "\"cache_get_2t_per_thread\": %.0f, \"cache_ratio_2t\": %.3f,\n"
+	    " \"cache_get_2t_own_segments_per_s\": %.0f,\n"
 	    " \"cache_get_1key_1t_per_s\": %.0f,\n"
 	    " \"raw_seqlock_put_1t_per_s\": %.0f, \"cache_put_1t_per_s\": %.0f, "
 	    "\"cache_put_ratio_1t\": %.3f,\n"
@@ -450,10 +514,14 @@ main(int argc, char **argv)
 	    b.params.cache_value_max, hash1,
 	    cas1, lim1, lim1 / cas1,
 	    cas2, lim2, lim2 / 2, lim2 / cas2,
+	    lim2own, oncpu_cas1, oncpu_lim1, oncpu_seq1, oncpu_get1, oncpu_cas2, oncpu_lim2, oncpu_lim2own, oncpu_seq2,
+	    oncpu_get2, oncpu_get2own,
+	    lim2 / 2 / oncpu_lim2, get2 / 2 / oncpu_get2,
 	    cas2p, lim2p, lim2p / 2, lim2p / cas2p,
 	    limhot,
 	    seq1, get1, get1 / seq1,
 	    seq2, get2, get2 / 2, get2 / seq2,
+	    get2own,
 	    gethot,
 	    seqput1, put1, put1 / seqput1,
 	    lim1 >= 20e6 && lim2 / 2 >= 20e6 ? "true" : "false",
@@ -461,6 +529,8 @@ main(int argc, char **argv)
 
 	shm_close(b.seg);
 	shm_close(b.raw);
+	shm_close(b.own);
+	shm_unlink_segment(b.priv, &cause);
 	shm_unlink_segment(b.inst, &cause);
 	shm_unlink_segment(b.twin, &cause);
 	return 0;

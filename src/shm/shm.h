@@ -17,6 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* glibc 2.35+ registers an rseq area per thread (shm_stripe reads it). */
+#if defined(__has_include) && defined(__has_builtin) && defined(__GLIBC__)
+#if __has_include(<sys/rseq.h>) && __has_builtin(__builtin_thread_pointer)
+#include <sys/rseq.h>
+#define SHM_HAVE_RSEQ	1
+#endif
+#endif
+
 #include "shm/cache.h"
 #include "shm/ratelimit.h"
 
@@ -149,8 +157,17 @@ uint64_t shm_owner_age_ms(uint64_t);
 int	shm_owner_dead(uint64_t);
 
 /*
- * Counters are striped so that threads of different processes increment
- * different cache lines: a stripe per thread, picked once from its tid.
+ * Counters are striped so that callers running at the same time increment
+ * different cache lines: the stripe of the CPU the caller is running on. Up
+ * to SHM_STRIPES CPUs, two callers running at once never share one whatever
+ * their pids -- a stripe picked once from the tid, as before, was shared by
+ * any two processes whose pids agree mod 16 (some pair among 4 responders in
+ * one start out of three), and then every check moved that line between
+ * cores. Increments stay atomic, so a thread that migrates between reading
+ * its CPU and incrementing costs a shared line for a moment, never a count.
+ * The CPU is read from the rseq area glibc (2.35+) registers for the thread
+ * and the kernel keeps current: one load. Where there is none (older glibc,
+ * rseq disabled, valgrind), a stripe is picked once per thread from its tid.
  */
 #define SHM_STRIPES	16
 extern __thread unsigned shm_stripe_cached;	/* stripe + 1; 0 = not yet picked */
@@ -158,8 +175,19 @@ unsigned shm_stripe_pick(void);
 static inline unsigned
 shm_stripe(void)
 {
-	unsigned	s = shm_stripe_cached;
+	unsigned	s;
+#if SHM_HAVE_RSEQ
+	if (__rseq_size != 0) {
+		const struct rseq *rs = (const struct rseq *)(void *)
+		    ((char *)__builtin_thread_pointer() + __rseq_offset);
+		int32_t	cpu = (int32_t)__atomic_load_n(&rs->cpu_id,
+			    __ATOMIC_RELAXED);
 
+		if (cpu >= 0)
+			return (unsigned)cpu % SHM_STRIPES;
+	}
+#endif
+	s = shm_stripe_cached;
 	return s != 0 ? s - 1 : shm_stripe_pick();
 }
 

@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "core/fastauth.h"
 #include "core/log.h"
+#include "server/allocator.h"
 #include "server/master.h"
 #include "server/worker.h"
 
@@ -53,7 +54,7 @@ main(int argc, char **argv)
 	const char *path = NULL;
 	struct config *cfg;
 	struct stat st;
-	char *cause = NULL;
+	char *cause = NULL, alloc[128];
 	int ch, check = 0, must_exist = 1, fd;
 
 	while ((ch = getopt_long(argc, argv, "c:tVh", longopts, NULL)) != -1) {
@@ -63,7 +64,11 @@ main(int argc, char **argv)
 		case 'l': setenv("FASTAUTH_LISTEN", optarg, 1); break;
 		case 'p': setenv("FASTAUTH_PROCESSES", optarg, 1); break;
 		case 'T': setenv("FASTAUTH_THREADS", optarg, 1); break;
-		case 'V': printf("fastauth %s\n", PACKAGE_VERSION); return 0;
+		case 'V':
+			printf("fastauth %s\n", PACKAGE_VERSION);
+			ch = allocator_describe(alloc, sizeof(alloc));
+			printf("allocator: %s\n", alloc);
+			return ch == 0 ? 0 : 1;
 		case 'h': main_usage(stdout); return 0;
 		default: main_usage(stderr); return 1;
 		}
@@ -88,6 +93,10 @@ main(int argc, char **argv)
 		return 0;
 	}
 	log_open("fastauth", cfg->log_syslog, cfg->log_level);
+	if (allocator_describe(alloc, sizeof(alloc)) == 0)
+		log_info("fastauth %s, allocator %s", PACKAGE_VERSION, alloc);
+	else
+		log_err("fastauth %s, allocator %s", PACKAGE_VERSION, alloc);
 
 	if (cfg->listen != NULL) {
 		if ((fd = master_listen(cfg->listen, cfg->listen_backlog, &cause)) < 0) {

@@ -149,6 +149,12 @@ mirror_messages() { printf '%s\n' "$STATS" | sed -n 's/^revocation mirror: .*, \
 mirror_in_sync() { printf '%s\n' "$STATS" | grep -q '^revocation mirror: in sync'; }
 seg_size() { printf '%s\n' "$STATS" | sed -n 's/^segment .*: \([0-9]*\) bytes,.*/\1/p'; }
 seg_creator() { printf '%s\n' "$STATS" | sed -n 's/^segment .*, created by pid \([0-9]*\)$/\1/p'; }
+metrics_live() { printf '%s\n' "$STATS" | sed -n 's/^metrics: \([0-9]*\) of [0-9]* slots live.*/\1/p'; }
+# all_attached CONF N: N processes hold a metrics slot in the instance's
+# current segment, i.e. every responder follows it.
+all_attached() {
+	stats "$1" && [ "$(metrics_live)" = "$2" ]
+}
 
 # in_sync CONF: the instance's revocation mirror says it is subscribed.
 in_sync() {
@@ -982,6 +988,10 @@ fa_wait_gone "$victim" "$vst" 3 || fail "responder $victim is gone after SIGKILL
 wait_until 10 nresponders_is "$LA_PID" 4 || fail "lighttpd A respawns the killed responder"
 wait_ready "$BASE_A"
 respawned=$(responders "$LA_PID" | grep -vxF "$before" || true)
+# The other three follow the replaced segment at their housekeeper's next
+# tick (250 ms): counting before that would split the limiter.
+wait_until 10 all_attached "$FA_CONF" 4 ||
+    fail "the 4 responders attach to the replaced segment" "$(printf '%s\n' "$STATS" | grep '^metrics:')"
 stats "$FA_CONF"
 note "responder $victim killed and respawned as ${respawned:-?} with shm_cache_entries 2048: shm stats sees $(cache_slots) cache slots, segment created by $(seg_creator)"
 SECRET_M=$(add_client app-m)

@@ -475,18 +475,24 @@ config_check_path(char *s)
 	return *s == '\0' ? "must not be empty" : NULL;
 }
 
+/* A parser's allocated cause as a check's static reason (cause is freed). */
+static const char *
+config_cause(char *cause)
+{
+	static char why[200];
+
+	snprintf(why, sizeof why, "%s", cause != NULL ? cause : "invalid");
+	free(cause);
+	return why;
+}
+
 static const char *
 config_check_ratelimit(char *s)
 {
-	static char why[200];
 	struct ratespec spec;
 	char *cause = NULL;
 
-	if (ratespec_parse(s, &spec, &cause) == FA_OK)
-		return NULL;
-	snprintf(why, sizeof why, "%s", cause);
-	free(cause);
-	return why;
+	return ratespec_parse(s, &spec, &cause) == FA_OK ? NULL : config_cause(cause);
 }
 
 /* host:port[,host:port...]; [v6]:port allowed; at most 16. */
@@ -518,15 +524,10 @@ config_check_sentinels(char *s)
 static const char *
 config_check_cidrs(char *s)
 {
-	static char why[200];
 	struct cidr_list l;
 	char *cause = NULL;
 
-	if (cidr_list_parse(s, &l, &cause) == FA_OK)
-		return NULL;
-	snprintf(why, sizeof why, "%s", cause);
-	free(cause);
-	return why;
+	return cidr_list_parse(s, &l, &cause) == FA_OK ? NULL : config_cause(cause);
 }
 
 static const char *

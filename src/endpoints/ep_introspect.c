@@ -351,7 +351,7 @@ ep_introspect_batch_handle(struct service_thread *t, struct request *r,
 	/* 4. The answer, streamed object by object: nothing can fail now but the client. */
 	oauth_nostore(resp);
 	response_header(resp, "Content-Type", "application/json;charset=UTF-8");
-	if (resp->fcgx != NULL && response_stream_begin(resp, 200) != FA_OK)
+	if (resp->conn != NULL && response_stream_begin(resp, 200) != FA_OK)
 		goto gone;
 	if (ep_introspect_emit(resp, &whole, "[", 1) != FA_OK)
 		goto gone;

@@ -12,10 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <fcgiapp.h>
-
 #include "core/fastauth.h"
 #include "core/log.h"
+#include "http/fcgi.h"
 #include "http/request.h"
 
 /* How much of an oversized body we read and discard so the connection stays usable. */
@@ -40,7 +39,7 @@ void
 response_init(struct response *resp)
 {
 	resp->status = 200;
-	resp->fcgx = NULL;
+	resp->conn = NULL;
 	resp->streamed = 0;
 	buf_init(&resp->headers);
 	buf_init(&resp->body);
@@ -67,7 +66,7 @@ response_reset(struct response *resp)
 const char *
 request_param(const struct request *r, const char *name)
 {
-	return FCGX_GetParam(name, r->envp);
+	return fcgi_param(r->conn, name);
 }
 
 static long long
@@ -109,11 +108,11 @@ request_set_path(struct request *r)
 }
 
 void
-request_read_params(struct request *r, FCGX_Request *fr)
+request_read_params(struct request *r, const struct fcgi_conn *c)
 {
 	const char *v;
 
-	r->envp = fr->envp;
+	r->conn = c;
 	v = request_param(r, "REQUEST_METHOD");
 	r->method = v ? v : "";
 	r->content_type = request_param(r, "CONTENT_TYPE");
@@ -129,12 +128,12 @@ request_read_params(struct request *r, FCGX_Request *fr)
 }
 
 int
-request_read(struct request *r, FCGX_Request *fr, size_t max_body)
+request_read(struct request *r, struct fcgi_conn *c, size_t max_body)
 {
 	char tmp[4096];
-	int n;
+	ssize_t n;
 
-	request_read_params(r, fr);
+	request_read_params(r, c);
 	if (r->body.len > 0)
 		explicit_bzero(r->body.data, r->body.len);
 	buf_reset(&r->body);
@@ -144,7 +143,7 @@ request_read(struct request *r, FCGX_Request *fr, size_t max_body)
 		long long left = r->content_length;
 
 		while (left > 0 && left <= REQUEST_DRAIN_MAX &&
-		    (n = FCGX_GetStr(tmp, sizeof tmp, fr->in)) > 0)
+		    (n = fcgi_read(c, tmp, sizeof tmp)) > 0)
 			left -= n;
 		return FA_LIMIT;
 	}
@@ -153,8 +152,10 @@ request_read(struct request *r, FCGX_Request *fr, size_t max_body)
 
 		if (want > sizeof tmp)
 			want = sizeof tmp;
-		n = FCGX_GetStr(buf_reserve(&r->body, want), (int)want, fr->in);
-		if (n <= 0)
+		n = fcgi_read(c, buf_reserve(&r->body, want), want);
+		if (n < 0)
+			return FA_ERR;	/* the web server broke off or aborted */
+		if (n == 0)
 			break;
 		buf_commit(&r->body, (size_t)n);
 		if (r->body.len > max_body) {
@@ -163,8 +164,6 @@ request_read(struct request *r, FCGX_Request *fr, size_t max_body)
 			return FA_LIMIT;
 		}
 	}
-	if (FCGX_GetError(fr->in) != 0)
-		return FA_ERR;
 	if (r->content_length >= 0 && (long long)r->body.len != r->content_length)
 		return FA_ERR;	/* truncated: the client went away */
 	return FA_OK;
@@ -203,6 +202,7 @@ response_reason(int status)
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
 	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
 	default:  return "Unknown";
@@ -214,43 +214,43 @@ response_reason(int status)
  * with_length (not for a 304), then the blank line.
  */
 static int
-response_head(struct response *resp, FCGX_Stream *out, int with_length)
+response_head(struct response *resp, int with_length)
 {
 	char line[96];
 	int n;
 
 	n = snprintf(line, sizeof line, "Status: %d %s\r\n", resp->status,
 	    response_reason(resp->status));
-	if (FCGX_PutStr(line, n, out) < 0)
+	if (resp->conn == NULL || fcgi_write(resp->conn, line, (size_t)n) != 0)
 		return FA_ERR;
 	if (resp->headers.len > 0 &&
-	    FCGX_PutStr(resp->headers.data, (int)resp->headers.len, out) < 0)
+	    fcgi_write(resp->conn, resp->headers.data, resp->headers.len) != 0)
 		return FA_ERR;
 	if (with_length && resp->status != 304) {
 		n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", resp->body.len);
-		if (FCGX_PutStr(line, n, out) < 0)
+		if (fcgi_write(resp->conn, line, (size_t)n) != 0)
 			return FA_ERR;
 	}
-	if (FCGX_PutStr("\r\n", 2, out) < 0)
+	if (fcgi_write(resp->conn, "\r\n", 2) != 0)
 		return FA_ERR;
 	return FA_OK;
 }
 
 int
-response_send_bare(struct response *resp, FCGX_Request *fr)
+response_send_bare(struct response *resp)
 {
-	return response_head(resp, fr->out, 0);
+	return response_head(resp, 0);
 }
 
 int
-response_send(struct response *resp, FCGX_Request *fr, int head_only)
+response_send(struct response *resp, int head_only)
 {
 	if (resp->streamed)
 		return FA_OK;	/* head and body are out already */
-	if (response_head(resp, fr->out, 1) != FA_OK)
+	if (response_head(resp, 1) != FA_OK)
 		return FA_ERR;
 	if (!head_only && resp->status != 304 && resp->body.len > 0 &&
-	    FCGX_PutStr(resp->body.data, (int)resp->body.len, fr->out) < 0)
+	    fcgi_write(resp->conn, resp->body.data, resp->body.len) != 0)
 		return FA_ERR;
 	return FA_OK;
 }
@@ -258,19 +258,19 @@ response_send(struct response *resp, FCGX_Request *fr, int head_only)
 int
 response_stream_begin(struct response *resp, int status)
 {
-	if (resp->fcgx == NULL || resp->streamed)
+	if (resp->conn == NULL || resp->streamed)
 		return FA_ERR;
 	resp->status = status;
 	resp->streamed = 1;
-	return response_head(resp, resp->fcgx->out, 0);
+	return response_head(resp, 0);
 }
 
 int
 response_stream_write(struct response *resp, const char *data, size_t len)
 {
-	if (resp->fcgx == NULL || !resp->streamed || len > INT_MAX)
+	if (resp->conn == NULL || !resp->streamed)
 		return FA_ERR;
-	if (len > 0 && FCGX_PutStr(data, (int)len, resp->fcgx->out) < 0)
+	if (len > 0 && fcgi_write(resp->conn, data, len) != 0)
 		return FA_ERR;
 	return FA_OK;
 }

@@ -10,7 +10,7 @@
 
 #include "core/buf.h"
 
-struct FCGX_Request;
+struct fcgi_conn;
 
 struct request {
 	const char	*method;	/* REQUEST_METHOD, "" if absent */
@@ -22,7 +22,7 @@ struct request {
 	long long	 content_length; /* -1 when not given */
 	struct buf	 body;		/* the body, NUL-terminated; may contain NUL bytes */
 	struct buf	 path;		/* scratch for uri_path */
-	char	       **envp;		/* FastCGI parameters (owned by libfcgi) */
+	const struct fcgi_conn *conn;	/* the parameters' owner (the arena holds them) */
 };
 
 struct response {
@@ -30,7 +30,7 @@ struct response {
 	struct buf	 headers;	/* "Name: value\r\n" lines */
 	struct buf	 body;
 	/* Streaming (response_stream_*): where to, and whether the head is out. */
-	struct FCGX_Request *fcgx;	/* set by the worker; NULL = cannot stream */
+	struct fcgi_conn *conn;		/* set by the worker; NULL = cannot stream */
 	int		 streamed;	/* 1 after response_stream_begin */
 };
 
@@ -46,13 +46,13 @@ void	response_reset(struct response *);
  * FA_LIMIT when the body is larger than max_body (nothing kept; answer 413),
  * or FA_ERR when the body could not be read (client went away).
  */
-int	request_read(struct request *, struct FCGX_Request *, size_t max_body);
+int	request_read(struct request *, struct fcgi_conn *, size_t max_body);
 /*
  * Only the parameters, no body (the body is left empty): the FastCGI
  * Authorizer role, where the web server keeps the body for the responder
  * and may send no FCGI_STDIN stream at all, so reading it could wait forever.
  */
-void	request_read_params(struct request *, struct FCGX_Request *);
+void	request_read_params(struct request *, const struct fcgi_conn *);
 /* A FastCGI parameter by name, NULL when absent. */
 const char *request_param(const struct request *, const char *name);
 
@@ -60,20 +60,20 @@ const char *request_param(const struct request *, const char *name);
 void	response_header(struct response *, const char *name, const char *value);
 /* Set status and a JSON body (copied), with Content-Type application/json. */
 void	response_json(struct response *, int status, const char *json, size_t len);
-/* Write status line, headers, Content-Length and body to the FastCGI stream. */
-int	response_send(struct response *, struct FCGX_Request *, int head_only);
+/* Write status line, headers, Content-Length and body to resp->conn. */
+int	response_send(struct response *, int head_only);
 /*
  * Write the status line and the headers as they are, nothing else (no
  * Content-Length, no body): an Authorizer's grant, whose headers other than
  * Variable-* Apache would add to the protected response.
  */
-int	response_send_bare(struct response *, struct FCGX_Request *);
+int	response_send_bare(struct response *);
 /*
  * Streaming, for an answer written as it is produced: send the status line
  * and the headers gathered so far without Content-Length (the web server
  * chunks or closes), then body pieces. response_send does nothing after
  * response_stream_begin. FA_OK, or FA_ERR when the client went away (or
- * resp->fcgx is NULL).
+ * resp->conn is NULL).
  */
 int	response_stream_begin(struct response *, int status);
 int	response_stream_write(struct response *, const char *data, size_t len);

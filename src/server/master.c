@@ -11,16 +11,17 @@
  *   SIGINT   SIGKILL what is left, remove the socket file, exit 0.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <fcgiapp.h>
 
 #include "config/config.h"
 #include "core/fastauth.h"
@@ -47,38 +48,105 @@ struct master {
 	time_t			 respawn_after;	/* crash-loop pause */
 };
 
-int
-master_listen(const char *addr, int backlog, char **cause)
+/* A stream socket bound to ai (or to the unix path) and listening; -1 with errno. */
+static int
+master_bind(int family, const struct sockaddr *sa, socklen_t salen, int backlog)
 {
-	const char *bind = addr;
+	int fd, on = 1, saved;
+
+	if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	if (family != AF_UNIX)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+	if (bind(fd, sa, salen) != 0 || listen(fd, backlog) != 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+static int
+master_listen_unix(const char *addr, const char *path, int backlog, char **cause)
+{
+	struct sockaddr_un sun;
 	mode_t old;
 	int fd;
 
-	if (strncmp(addr, "unix:", 5) == 0) {
-		bind = addr + 5;
-		if (*bind != '/') {
-			*cause = xasprintf("listen %s: the socket path must be absolute", addr);
-			return -1;
-		}
-		/* A stale socket from a previous run would make bind fail. */
-		if (unlink(bind) != 0 && errno != ENOENT) {
-			*cause = xasprintf("listen %s: unlink: %s", addr, strerror(errno));
-			return -1;
-		}
-	} else if (strchr(addr, ':') == NULL) {
-		*cause = xasprintf("listen %s: expected unix:/path or host:port", addr);
+	if (*path != '/') {
+		*cause = xasprintf("listen %s: the socket path must be absolute", addr);
+		return -1;
+	}
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		*cause = xasprintf("listen %s: the socket path is longer than %zu bytes",
+		    addr, sizeof sun.sun_path - 1);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	/* A stale socket from a previous run would make bind fail. */
+	if (unlink(path) != 0 && errno != ENOENT) {
+		*cause = xasprintf("listen %s: unlink: %s", addr, strerror(errno));
 		return -1;
 	}
 	/* The web server's user reaches the socket through its group: 0660. */
 	old = umask(0117);
-	/* Connections beyond the backlog are refused by the kernel, not queued. */
-	fd = FCGX_OpenSocket(bind, backlog);
+	fd = master_bind(AF_UNIX, (struct sockaddr *)&sun, sizeof sun, backlog);
 	umask(old);
-	if (fd < 0) {
-		*cause = xasprintf("listen %s: %s", addr, strerror(errno ? errno : EADDRINUSE));
+	if (fd < 0)
+		*cause = xasprintf("listen %s: %s", addr, strerror(errno));
+	return fd;
+}
+
+/* host:port, [v6-address]:port, or :port for every address. */
+static int
+master_listen_tcp(const char *addr, int backlog, char **cause)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	const char *colon = strrchr(addr, ':');
+	char *host = NULL;
+	size_t hl;
+	int fd = -1, err, saved = 0;
+
+	if (colon == NULL || colon[1] == '\0') {
+		*cause = xasprintf("listen %s: expected unix:/path or host:port", addr);
 		return -1;
 	}
+	hl = (size_t)(colon - addr);
+	if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']')
+		host = xstrndup(addr + 1, hl - 2);
+	else if (hl > 0)
+		host = xstrndup(addr, hl);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((err = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
+		*cause = xasprintf("listen %s: %s", addr, gai_strerror(err));
+		goto out;
+	}
+	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
+		if ((fd = master_bind(ai->ai_family, ai->ai_addr, ai->ai_addrlen,
+		    backlog)) < 0)
+			saved = errno;
+	if (fd < 0)
+		*cause = xasprintf("listen %s: %s", addr, strerror(saved));
+out:
+	if (res != NULL)
+		freeaddrinfo(res);
+	free(host);
 	return fd;
+}
+
+int
+master_listen(const char *addr, int backlog, char **cause)
+{
+	/* Connections beyond the backlog are refused by the kernel, not queued. */
+	if (strncmp(addr, "unix:", 5) == 0)
+		return master_listen_unix(addr, addr + 5, backlog, cause);
+	return master_listen_tcp(addr, backlog, cause);
 }
 
 static int

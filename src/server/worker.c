@@ -3,8 +3,12 @@
  *
  * The listen socket is non-blocking, and each thread waits for it in its own
  * epoll set with EPOLLEXCLUSIVE (so a connection wakes one thread, not all of
- * them) together with the read end of a wake pipe. FCGX_Accept_r then accepts
- * without blocking; -EAGAIN means another thread or process got there first.
+ * them) together with the read end of a wake pipe. fcgi_accept then accepts
+ * without blocking; nothing to accept means another thread or process got
+ * there first.
+ *
+ * Each thread owns one FastCGI connection state and one arena; a request's
+ * parameters live in the arena, which is wiped and reset after the answer.
  *
  * Draining (SIGTERM): one byte in the wake pipe wakes every thread; from then
  * on a thread finishes its request, keeps accepting only while connections
@@ -24,16 +28,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <fcgiapp.h>
-
 #include "config/config.h"
 #include "core/audit.h"
 #include "core/fastauth.h"
+#include "core/arena.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "endpoints/ep_authorizer.h"
 #include "endpoints/oauth.h"
 #include "endpoints/service.h"
+#include "http/fcgi.h"
 #include "http/request.h"
 #include "http/router.h"
 #include "server/worker.h"
@@ -47,10 +51,14 @@ struct worker_thread {
 	int			 wake_fd;	/* read end of the wake pipe */
 	atomic_int		 done;		/* 1 once the loop has ended */
 	struct service_thread	*st;
-	FCGX_Request		 fcgx;
+	struct fcgi_conn	 conn;
+	struct arena		 arena;		/* the current request's */
 	struct request		 req;
 	struct response		 resp;
 };
+
+/* Room for a typical request's FastCGI parameters (lighttpd sends ~2 KB). */
+#define WORKER_ARENA_SIZE	(16 * 1024)
 
 static atomic_int worker_stopping;	/* process-wide: set once, on SIGTERM */
 static atomic_int worker_live;		/* request threads still in their loop */
@@ -66,10 +74,13 @@ worker_authorize(struct worker_thread *w)
 	uint64_t start = shm_now();
 
 	metrics_gauge_add(METRICS_G_BUSY, 1);
-	request_read_params(&w->req, &w->fcgx);
+	request_read_params(&w->req, &w->conn);
 	/* Who is asking, for the anomaly detector (the router sets it for the endpoints). */
 	w->st->remote_addr = w->req.remote_addr;
-	if (cfg->fastcgi_roles == CONFIG_ROLES_RESPONDER) {
+	if (w->conn.params_too_big)
+		oauth_error(&w->resp, 431, "invalid_request",
+		    "request header fields too large");
+	else if (cfg->fastcgi_roles == CONFIG_ROLES_RESPONDER) {
 		log_warn("Authorizer request refused: fastcgi_roles is responder");
 		oauth_error(&w->resp, 500, "server_error",
 		    "this fastauth does not serve the Authorizer role");
@@ -77,15 +88,15 @@ worker_authorize(struct worker_thread *w)
 		ep_authorizer_handle(w->st, &w->req, &w->resp);
 	metrics_request(METRICS_EP_AUTHORIZER, w->resp.status, shm_now() - start);
 	if (w->resp.status == 200) {
-		if (response_send_bare(&w->resp, &w->fcgx) != FA_OK)
+		if (response_send_bare(&w->resp) != FA_OK)
 			log_debug("grant not delivered (web server gone)");
 	} else {
 		response_header(&w->resp, "X-Content-Type-Options", "nosniff");
-		if (response_send(&w->resp, &w->fcgx, 0) != FA_OK)
+		if (response_send(&w->resp, 0) != FA_OK)
 			log_debug("denial not delivered (web server gone)");
 	}
 	metrics_gauge_add(METRICS_G_BUSY, -1);
-	/* The address lives in libfcgi's request, freed by the next accept. */
+	/* The address lives in the arena, wiped after this request. */
 	w->st->remote_addr = NULL;
 	response_reset(&w->resp);
 }
@@ -94,13 +105,11 @@ static void
 worker_handle(struct worker_thread *w)
 {
 	const struct config *cfg = w->st->svc->cfg;
-	const char *role = FCGX_GetParam("FCGI_ROLE", w->fcgx.envp);
 	enum metrics_endpoint ep = METRICS_EP_OTHER;
 	uint64_t start;
 	int rc, head;
 
-	/* libfcgi sets FCGI_ROLE from the begin-request record. */
-	if (role != NULL && strcmp(role, "AUTHORIZER") == 0) {
+	if (w->conn.role == FCGI_AUTHORIZER) {
 		worker_authorize(w);
 		return;
 	}
@@ -112,15 +121,18 @@ worker_handle(struct worker_thread *w)
 	 * (response_stream_begin) has them too.
 	 */
 	response_header(&w->resp, "X-Content-Type-Options", "nosniff");
-	rc = request_read(&w->req, &w->fcgx, cfg->max_body_size);
+	rc = request_read(&w->req, &w->conn, cfg->max_body_size);
 	if (rc == FA_OK && (cfg->fastcgi_roles == CONFIG_ROLES_AUTHORIZER ||
-	    (role != NULL && strcmp(role, "RESPONDER") != 0))) {
+	    w->conn.role != FCGI_RESPONDER)) {
 		/* An Authorizer-only socket, or the Filter role we do not play. */
 		oauth_error(&w->resp, 404, "not_found",
 		    "this fastauth does not answer this FastCGI role");
 		rc = FA_DENIED;
 	}
-	if (rc == FA_LIMIT)
+	if (w->conn.params_too_big)
+		oauth_error(&w->resp, 431, "invalid_request",
+		    "request header fields too large");
+	else if (rc == FA_LIMIT)
 		oauth_error(&w->resp, 413, "invalid_request", "request body too large");
 	else if (rc == FA_ERR)
 		oauth_error(&w->resp, 400, "invalid_request", "incomplete request body");
@@ -129,10 +141,10 @@ worker_handle(struct worker_thread *w)
 	head = strcmp(w->req.method, "HEAD") == 0;
 	/* Counted before the answer leaves: a client that saw it sees it counted. */
 	metrics_request(ep, w->resp.status, shm_now() - start);
-	if (response_send(&w->resp, &w->fcgx, head) != FA_OK)
+	if (response_send(&w->resp, head) != FA_OK)
 		log_debug("response not delivered (client gone)");
 	metrics_gauge_add(METRICS_G_BUSY, -1);
-	/* The address lives in libfcgi's request, freed by the next accept. */
+	/* The address lives in the arena, wiped after this request. */
 	w->st->remote_addr = NULL;
 	response_reset(&w->resp);
 }
@@ -141,18 +153,18 @@ worker_handle(struct worker_thread *w)
 static void
 worker_serve(struct worker_thread *w)
 {
-	int rc = FCGX_Accept_r(&w->fcgx);
+	int rc = fcgi_accept(&w->conn, w->listen_fd);
 
-	if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
-		return;	/* someone else took it */
+	if (rc == 0)
+		return;	/* someone else took it, or the kept connection ended */
 	if (rc < 0) {
-		log_err("FastCGI accept failed: %s",
-		    rc > -4096 ? strerror(-rc) : "protocol error");
+		log_err("FastCGI accept failed: %s", strerror(errno));
 		usleep(100 * 1000);	/* don't spin on a broken socket */
 		return;
 	}
 	worker_handle(w);
-	FCGX_Finish_r(&w->fcgx);
+	fcgi_finish(&w->conn);
+	arena_reset(&w->arena);
 }
 
 /*
@@ -163,7 +175,7 @@ static int
 worker_wait_kept(struct worker_thread *w, int timeout)
 {
 	struct pollfd p[2] = {
-		{ .fd = w->fcgx.ipcFd, .events = POLLIN },
+		{ .fd = fcgi_conn_fd(&w->conn), .events = POLLIN },
 		{ .fd = w->wake_fd, .events = POLLIN },
 	};
 
@@ -179,10 +191,11 @@ worker_thread_main(void *arg)
 	struct epoll_event ev, evs[2];
 	int ep, n, i, listen_ready, draining;
 
-	FCGX_InitRequest(&w->fcgx, w->listen_fd, 0);
+	arena_init(&w->arena, WORKER_ARENA_SIZE);
+	fcgi_conn_init(&w->conn, &w->arena, (unsigned)w->st->svc->cfg->threads);
 	request_init(&w->req);
 	response_init(&w->resp);
-	w->resp.fcgx = &w->fcgx;
+	w->resp.conn = &w->conn;
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		log_err("epoll_create1: %s", strerror(errno));
 		goto out;
@@ -200,12 +213,11 @@ worker_thread_main(void *arg)
 
 	for (;;) {
 		draining = atomic_load(&worker_stopping);
-		if (w->fcgx.ipcFd >= 0) {
+		if (fcgi_conn_fd(&w->conn) >= 0) {
 			if (worker_wait_kept(w, draining ? 0 : -1))
 				worker_serve(w);
-			else if (draining) {
-				FCGX_Free(&w->fcgx, 1);	/* close the kept connection */
-			}
+			else if (draining)
+				fcgi_conn_attach(&w->conn, -1);	/* close the kept connection */
 			continue;
 		}
 		n = epoll_wait(ep, evs, 2, draining ? 0 : -1);
@@ -231,7 +243,8 @@ out:
 	 */
 	if (atomic_fetch_sub(&worker_live, 1) == 1 && atomic_load(&worker_stopping))
 		close(w->listen_fd);
-	FCGX_Free(&w->fcgx, 1);
+	fcgi_conn_free(&w->conn);
+	arena_free(&w->arena);
 	request_free(&w->req);
 	response_free(&w->resp);
 	atomic_store(&w->done, 1);
@@ -285,10 +298,6 @@ worker_run(const struct config *cfg, int listen_fd)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (FCGX_Init() != 0) {
-		log_err("FCGX_Init failed");
-		goto out;
-	}
 	/* Shared with every process on this socket; all of them run this loop. */
 	if ((fl = fcntl(listen_fd, F_GETFL)) < 0 ||
 	    fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {

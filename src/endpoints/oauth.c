@@ -95,7 +95,7 @@ oauth_form(struct service_thread *t, struct request *r, struct response *resp)
 		    "the body must be application/x-www-form-urlencoded");
 		return NULL;
 	}
-	f = form_parse(r->body.data ? r->body.data : "", r->body.len,
+	f = form_parse_in(r->arena, r->body.data ? r->body.data : "", r->body.len,
 	    t->svc->cfg->max_form_params, &err, &dup);
 	if (f != NULL)
 		return f;

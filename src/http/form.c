@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/fastauth.h"
+#include "core/arena.h"
 #include "core/xmalloc.h"
 #include "http/form.h"
 
@@ -27,6 +28,7 @@ struct form {
 	int			 count;		/* parameters, <= max_params */
 	char			*mem;		/* the decoded copy */
 	size_t			 memsize;	/* bytes at mem: body length + 1 */
+	int			 in_arena;	/* freed (and wiped) by the arena's reset */
 	struct form_param	**order;	/* scratch: params sorted by name */
 	struct form_param	 params[];	/* in order of appearance */
 };
@@ -120,6 +122,13 @@ struct form *
 form_parse(const char *body, size_t len, int max_params, enum form_error *err,
     char **dupname)
 {
+	return form_parse_in(NULL, body, len, max_params, err, dupname);
+}
+
+struct form *
+form_parse_in(struct arena *arena, const char *body, size_t len, int max_params,
+    enum form_error *err, char **dupname)
+{
 	struct form *f = NULL;
 	const struct form_param *dup;
 	size_t i, start, count = 0, hdr;
@@ -141,7 +150,8 @@ form_parse(const char *body, size_t len, int max_params, enum form_error *err,
 	}
 
 	hdr = sizeof *f + count * (sizeof f->params[0] + sizeof f->order[0]);
-	f = xmalloc(hdr + len + 1);
+	f = arena != NULL ? arena_alloc(arena, hdr + len + 1) : xmalloc(hdr + len + 1);
+	f->in_arena = arena != NULL;
 	f->count = 0;
 	f->order = (struct form_param **)(void *)&f->params[count];
 	f->mem = (char *)f + hdr;
@@ -194,7 +204,7 @@ fail:
 void
 form_free(struct form *f)
 {
-	if (f == NULL)
+	if (f == NULL || f->in_arena)
 		return;
 	/* Bodies carry client secrets, passwords and refresh tokens. */
 	explicit_bzero(f->mem, f->memsize);

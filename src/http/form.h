@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+struct arena;
 struct form;
 
 enum form_error {
@@ -25,6 +26,12 @@ enum form_error {
  */
 struct form *form_parse(const char *body, size_t len, int max_params,
 	    enum form_error *err, char **dupname);
+/*
+ * The same, with the form allocated in a request's arena: it lives until
+ * the arena's reset, which wipes it; form_free does nothing to it.
+ */
+struct form *form_parse_in(struct arena *, const char *body, size_t len,
+	    int max_params, enum form_error *err, char **dupname);
 void	form_free(struct form *);
 /* Value of name, or NULL when absent. Valid until form_free. */
 const char *form_get(const struct form *, const char *name);

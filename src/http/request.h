@@ -23,6 +23,7 @@ struct request {
 	struct buf	 body;		/* the body, NUL-terminated; may contain NUL bytes */
 	struct buf	 path;		/* scratch for uri_path */
 	const struct fcgi_conn *conn;	/* the parameters' owner (the arena holds them) */
+	struct arena	*arena;		/* for what lives as long as the request; NULL = heap */
 };
 
 struct response {

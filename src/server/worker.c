@@ -194,6 +194,7 @@ worker_thread_main(void *arg)
 	arena_init(&w->arena, WORKER_ARENA_SIZE);
 	fcgi_conn_init(&w->conn, &w->arena, (unsigned)w->st->svc->cfg->threads);
 	request_init(&w->req);
+	w->req.arena = &w->arena;
 	response_init(&w->resp);
 	w->resp.conn = &w->conn;
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {

@@ -373,6 +373,7 @@ fcgi_management(struct fcgi_conn *c, const struct fcgi_rec *rec)
 static void
 fcgi_params_append(struct fcgi_conn *c, const unsigned char *p, size_t n)
 {
+	unsigned char *np;
 	size_t cap;
 
 	if (c->params_too_big)
@@ -386,12 +387,12 @@ fcgi_params_append(struct fcgi_conn *c, const unsigned char *p, size_t n)
 		while (cap < c->plen + n)
 			cap *= 2;
 		/* Not realloc: the old block holds credentials to wipe. */
-		unsigned char *np = xmalloc(cap);
-
-		memcpy(np, c->pstream, c->plen);
-		if (c->pstream != NULL)
+		np = xmalloc(cap);
+		if (c->pstream != NULL) {
+			memcpy(np, c->pstream, c->plen);
 			explicit_bzero(c->pstream, c->pcap);
-		free(c->pstream);
+			free(c->pstream);
+		}
 		c->pstream = np;
 		c->pcap = cap;
 	}

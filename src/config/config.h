@@ -103,6 +103,9 @@ struct config {
 	/* the FastCGI Authorizer role */
 	int	 fastcgi_roles;		/* enum config_roles: what this process answers */
 	char	*ratelimit_authorizer;	/* rate limit of Authorizer checks */
+	/* delayed refusals */
+	long	 ratelimit_tarpit_ms;	/* a rate-limited request's 429 waits this long; 0 = off */
+	long	 ratelimit_tarpit_max;	/* answers one process holds back at most */
 };
 
 /* fastcgi_roles: the FastCGI roles a process answers (FCGI_ROLE). */

@@ -160,6 +160,7 @@ limits_refuse(struct response *resp, enum limits_class cls, const struct ratespe
 	    limits_ceil_s(reset_us) > 0 ? limits_ceil_s(reset_us) : 1);
 	response_header(resp, "RateLimit", v);
 	oauth_error(resp, 429, "too_many_requests", "rate limit exceeded; retry later");
+	resp->tarpit = 1;
 }
 
 /* The cluster-wide check in Redis. FA_OK (allowed, or Redis unavailable) or FA_LIMIT. */

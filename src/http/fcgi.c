@@ -591,25 +591,38 @@ fcgi_write(struct fcgi_conn *c, const void *data, size_t len)
 	return 0;
 }
 
+/*
+ * Complete the answer in place: its STDOUT header if content is waiting, the
+ * empty STDOUT record and FCGI_END_REQUEST after it. The bytes to send.
+ */
+static const unsigned char *
+fcgi_tail(struct fcgi_conn *c, size_t *len)
+{
+	unsigned char *start = c->out, *tail = c->out + FCGI_HDR + c->out_len;
+
+	if (c->out_len > 0)
+		fcgi_header(c->out, FCGI_STDOUT, c->id, c->out_len);
+	else
+		start = tail;
+	fcgi_header(tail, FCGI_STDOUT, c->id, 0);
+	fcgi_end_record(tail + FCGI_HDR, c->id, FCGI_REQUEST_COMPLETE);
+	*len = (size_t)(tail + FCGI_TAIL - start);
+	return start;
+}
+
 void
 fcgi_finish(struct fcgi_conn *c)
 {
-	unsigned char *start, *tail;
+	const unsigned char *p;
+	size_t len;
 	int keep;
 
 	if (c->id == 0)
 		return;
 	if (!c->broken) {
 		/* The rest of the answer, its end and FCGI_END_REQUEST in one write. */
-		tail = c->out + FCGI_HDR + c->out_len;
-		start = c->out;
-		if (c->out_len > 0)
-			fcgi_header(c->out, FCGI_STDOUT, c->id, c->out_len);
-		else
-			start = tail;
-		fcgi_header(tail, FCGI_STDOUT, c->id, 0);
-		fcgi_end_record(tail + FCGI_HDR, c->id, FCGI_REQUEST_COMPLETE);
-		(void)fcgi_send(c, start, (size_t)(tail + FCGI_TAIL - start));
+		p = fcgi_tail(c, &len);
+		(void)fcgi_send(c, p, len);
 	}
 	/*
 	 * Keep the connection only when in step with the web server: a body
@@ -622,4 +635,18 @@ fcgi_finish(struct fcgi_conn *c)
 		fcgi_request_clear(c);
 	else
 		fcgi_close(c);
+}
+
+int
+fcgi_detach(struct fcgi_conn *c, int *fd, const unsigned char **bytes, size_t *len)
+{
+	if (c->id == 0 || c->broken || c->fd < 0)
+		return FA_ERR;
+	*bytes = fcgi_tail(c, len);
+	*fd = c->fd;
+	/* Whatever else the connection brings is not ours to read any more. */
+	c->fd = -1;
+	c->in_off = c->in_len = 0;
+	fcgi_request_clear(c);
+	return FA_OK;
 }

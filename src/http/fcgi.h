@@ -96,6 +96,15 @@ int	fcgi_write(struct fcgi_conn *c, const void *data, size_t len);
  */
 void	fcgi_finish(struct fcgi_conn *c);
 /*
+ * End the request without sending its end: the rest of the answer with its
+ * FCGI_END_REQUEST as *bytes (*len of them, valid until the next call on c)
+ * and the connection *fd they go to are the caller's from now on, to send
+ * and close (a delayed answer). FA_OK, or FA_ERR when the connection broke
+ * (fcgi_finish it instead).
+ */
+int	fcgi_detach(struct fcgi_conn *c, int *fd, const unsigned char **bytes,
+	    size_t *len);
+/*
  * Decode a PARAMS stream (name-value pairs) into an array in arena. FA_OK;
  * FA_ERR when a length runs past the end; FA_LIMIT past FCGI_PARAMS_COUNT_MAX.
  */

@@ -41,6 +41,7 @@ response_init(struct response *resp)
 	resp->status = 200;
 	resp->conn = NULL;
 	resp->streamed = 0;
+	resp->tarpit = 0;
 	buf_init(&resp->headers);
 	buf_init(&resp->body);
 }
@@ -57,6 +58,7 @@ response_reset(struct response *resp)
 {
 	resp->status = 200;
 	resp->streamed = 0;
+	resp->tarpit = 0;
 	buf_reset(&resp->headers);
 	if (resp->body.len > 0)
 		explicit_bzero(resp->body.data, resp->body.len);

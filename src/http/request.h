@@ -33,6 +33,7 @@ struct response {
 	/* Streaming (response_stream_*): where to, and whether the head is out. */
 	struct fcgi_conn *conn;		/* set by the worker; NULL = cannot stream */
 	int		 streamed;	/* 1 after response_stream_begin */
+	int		 tarpit;	/* a rate-limit refusal: the answer may be held back */
 };
 
 /* Prepare reusable request/response storage. */

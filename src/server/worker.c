@@ -40,6 +40,7 @@
 #include "http/fcgi.h"
 #include "http/request.h"
 #include "http/router.h"
+#include "server/tarpit.h"
 #include "server/worker.h"
 #include "shm/metrics.h"
 #include "shm/shm.h"
@@ -51,6 +52,7 @@ struct worker_thread {
 	int			 wake_fd;	/* read end of the wake pipe */
 	atomic_int		 done;		/* 1 once the loop has ended */
 	struct service_thread	*st;
+	struct tarpit		*tarpit;	/* the process's, or NULL (off) */
 	struct fcgi_conn	 conn;
 	struct arena		 arena;		/* the current request's */
 	struct request		 req;
@@ -67,7 +69,38 @@ static atomic_int worker_live;		/* request threads still in their loop */
  * An Authorizer request (FCGI_ROLE=AUTHORIZER): no body to read, and a grant
  * goes out bare (status and Variable-* headers only, see ep_authorizer.h).
  */
-static void
+/* A refusal to hold back: the tarpit sends it later. 1 when it took the answer. */
+static int
+worker_tarpit(struct worker_thread *w)
+{
+	const unsigned char *bytes;
+	size_t len;
+	int fd;
+
+	if (w->tarpit == NULL || fcgi_detach(&w->conn, &fd, &bytes, &len) != FA_OK)
+		return 0;
+	(void)tarpit_hold(w->tarpit, fd, bytes, len);	/* sent either way */
+	return 1;
+}
+
+/*
+ * The tail of both paths: the answer is written (to the connection's
+ * buffer; see fcgi.c), the thread's request state is cleared. 1 when the
+ * answer is a refusal the tarpit may hold back.
+ */
+static int
+worker_done(struct worker_thread *w)
+{
+	int hold = w->resp.status == 429 && w->resp.tarpit;
+
+	metrics_gauge_add(METRICS_G_BUSY, -1);
+	/* The address lives in the arena, wiped after this request. */
+	w->st->remote_addr = NULL;
+	response_reset(&w->resp);
+	return hold;
+}
+
+static int
 worker_authorize(struct worker_thread *w)
 {
 	const struct config *cfg = w->st->svc->cfg;
@@ -95,13 +128,11 @@ worker_authorize(struct worker_thread *w)
 		if (response_send(&w->resp, 0) != FA_OK)
 			log_debug("denial not delivered (web server gone)");
 	}
-	metrics_gauge_add(METRICS_G_BUSY, -1);
-	/* The address lives in the arena, wiped after this request. */
-	w->st->remote_addr = NULL;
-	response_reset(&w->resp);
+	return worker_done(w);
 }
 
-static void
+/* Serve the request; 1 when its answer is a refusal the tarpit may hold. */
+static int
 worker_handle(struct worker_thread *w)
 {
 	const struct config *cfg = w->st->svc->cfg;
@@ -109,10 +140,8 @@ worker_handle(struct worker_thread *w)
 	uint64_t start;
 	int rc, head;
 
-	if (w->conn.role == FCGI_AUTHORIZER) {
-		worker_authorize(w);
-		return;
-	}
+	if (w->conn.role == FCGI_AUTHORIZER)
+		return worker_authorize(w);
 	start = shm_now();
 	metrics_gauge_add(METRICS_G_BUSY, 1);
 	/*
@@ -143,10 +172,7 @@ worker_handle(struct worker_thread *w)
 	metrics_request(ep, w->resp.status, shm_now() - start);
 	if (response_send(&w->resp, head) != FA_OK)
 		log_debug("response not delivered (client gone)");
-	metrics_gauge_add(METRICS_G_BUSY, -1);
-	/* The address lives in the arena, wiped after this request. */
-	w->st->remote_addr = NULL;
-	response_reset(&w->resp);
+	return worker_done(w);
 }
 
 /* Accept (without blocking) and serve one request. */
@@ -162,8 +188,8 @@ worker_serve(struct worker_thread *w)
 		usleep(100 * 1000);	/* don't spin on a broken socket */
 		return;
 	}
-	worker_handle(w);
-	fcgi_finish(&w->conn);
+	if (!worker_handle(w) || !worker_tarpit(w))
+		fcgi_finish(&w->conn);
 	arena_reset(&w->arena);
 }
 
@@ -287,6 +313,7 @@ worker_run(const struct config *cfg, int listen_fd)
 {
 	struct worker_thread *ws = NULL;
 	struct service *svc = NULL;
+	struct tarpit *tarpit = NULL;
 	sigset_t set;
 	char *cause = NULL;
 	int i, sig, n = cfg->threads, status = 1, left, wake[2] = { -1, -1 }, fl;
@@ -318,6 +345,9 @@ worker_run(const struct config *cfg, int listen_fd)
 		goto out;
 	}
 	service_start(svc);
+	if (cfg->ratelimit_tarpit_ms > 0)
+		tarpit = tarpit_new((unsigned)cfg->ratelimit_tarpit_ms,
+		    (unsigned)cfg->ratelimit_tarpit_max);
 
 	ws = xcalloc((size_t)n, sizeof *ws);
 	for (i = 0; i < n; i++) {
@@ -325,6 +355,7 @@ worker_run(const struct config *cfg, int listen_fd)
 
 		ws[i].listen_fd = listen_fd;
 		ws[i].wake_fd = wake[0];
+		ws[i].tarpit = tarpit;
 		ws[i].st = service_thread_new(svc, i);
 		atomic_fetch_add(&worker_live, 1);
 		if ((err = pthread_create(&ws[i].thread, NULL, worker_thread_main, &ws[i])) != 0) {
@@ -362,6 +393,8 @@ worker_run(const struct config *cfg, int listen_fd)
 	}
 	status = 0;
 out:
+	/* Every request thread has left: what the tarpit holds goes out now. */
+	tarpit_free(tarpit);
 	free(ws);
 	service_free(svc);
 	audit_close();

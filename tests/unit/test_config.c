@@ -161,7 +161,7 @@ START_TEST(key_names)
 		"anomaly_suspect_seconds", "anomaly_throttle",
 		"latency_anomaly_factor", "latency_anomaly_floor_ms",
 		"latency_anomaly_min_requests", "latency_anomaly_interval",
-		"introspect_batch_max",
+		"introspect_batch_max", "ratelimit_tarpit_ms", "ratelimit_tarpit_max",
 	};
 	size_t i;
 

@@ -48,14 +48,20 @@ fi
 
 # Five refusals at once (more than the 2 threads, more than the 3 held at
 # most), and meanwhile another client's request and the health check.
-pids=()
-for i in 1 2 3 4 5; do
-	( s=$(now_ms)
-	  c=$(curl -sS -o /dev/null -w '%{http_code}' -u "app-a:$SECRET_A" \
-	      -d grant_type=client_credentials "$BASE/oauth2/token" 2>/dev/null || echo 000)
-	  echo "$c $(( $(now_ms) - s ))" > "$T/held.$i" ) &
-	pids+=($!)
-done
+# refuse_in_background NAME N: N token requests of app-a at once, each
+# writing "STATUS MS" to $T/NAME.I when it is answered; pids in $pids.
+refuse_in_background() {
+	local i
+	pids=()
+	for ((i = 1; i <= $2; i++)); do
+		( s=$(now_ms)
+		  c=$(curl -sS -o /dev/null -w '%{http_code}' -u "app-a:$SECRET_A" \
+		      -d grant_type=client_credentials "$BASE/oauth2/token" 2>/dev/null || echo 000)
+		  echo "$c $(( $(now_ms) - s ))" > "$T/$1.$i" ) &
+		pids+=($!)
+	done
+}
+refuse_in_background held 5
 sleep 0.5
 t0=$(now_ms)
 post_form "$BASE/oauth2/token" grant_type=client_credentials -u "app-b:$SECRET_B"
@@ -83,14 +89,7 @@ else
 fi
 
 # SIGTERM while answers are held: they go out at once, exit 0.
-pids=()
-for i in 1 2; do
-	( s=$(now_ms)
-	  c=$(curl -sS -o /dev/null -w '%{http_code}' -u "app-a:$SECRET_A" \
-	      -d grant_type=client_credentials "$BASE/oauth2/token" 2>/dev/null || echo 000)
-	  echo "$c $(( $(now_ms) - s ))" > "$T/term.$i" ) &
-	pids+=($!)
-done
+refuse_in_background term 2
 sleep 1
 kill -TERM "$FA_PID"
 rc=0

@@ -52,6 +52,8 @@
 #define FCGI_IN_SIZE	(FCGI_HDR + 65535 + 255)	/* the largest record */
 #define FCGI_OUT_MAX	16384		/* STDOUT content per record we send */
 #define FCGI_TAIL	(3 * FCGI_HDR)	/* empty STDOUT, END_REQUEST and its body */
+/* Most of a body left unread that is read through to keep a connection. */
+#define FCGI_DRAIN_MAX	(1024 * 1024)
 /* A web server that stops mid-request must not hold a thread for ever. */
 #define FCGI_IO_TIMEOUT	30
 
@@ -610,6 +612,19 @@ fcgi_tail(struct fcgi_conn *c, size_t *len)
 	return start;
 }
 
+/* Read and drop the rest of the body, at most FCGI_DRAIN_MAX bytes. */
+static void
+fcgi_drain(struct fcgi_conn *c)
+{
+	unsigned char scratch[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	while (total <= FCGI_DRAIN_MAX &&
+	    (n = fcgi_read(c, scratch, sizeof scratch)) > 0)
+		total += (size_t)n;
+}
+
 void
 fcgi_finish(struct fcgi_conn *c)
 {
@@ -619,16 +634,22 @@ fcgi_finish(struct fcgi_conn *c)
 
 	if (c->id == 0)
 		return;
+	/*
+	 * Read what is left of the body, up to a bound, before the end goes
+	 * out (a 413 stops at the declared length, before the empty
+	 * FCGI_STDIN record): a web server still writing it to a connection
+	 * we closed gets EPIPE and answers 503 instead of our answer, and a
+	 * kept connection must be in step before it is reused. An Authorizer
+	 * request has no body to wait for.
+	 */
+	if (!c->broken && !c->stdin_done && c->role != FCGI_AUTHORIZER)
+		fcgi_drain(c);
 	if (!c->broken) {
 		/* The rest of the answer, its end and FCGI_END_REQUEST in one write. */
 		p = fcgi_tail(c, &len);
 		(void)fcgi_send(c, p, len);
 	}
-	/*
-	 * Keep the connection only when in step with the web server: a body
-	 * we did not read to its end (a 413) would have to be read through.
-	 * An Authorizer request has no body to wait for.
-	 */
+	/* Keep it only when in step: the whole body read, or none expected. */
 	keep = c->keep && !c->broken &&
 	    (c->stdin_done || c->role == FCGI_AUTHORIZER);
 	if (keep)

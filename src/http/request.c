@@ -17,8 +17,8 @@
 #include "http/fcgi.h"
 #include "http/request.h"
 
-/* How much of an oversized body we read and discard so the connection stays usable. */
-#define REQUEST_DRAIN_MAX (1024 * 1024)
+/* The body is read into its buffer this much at a time. */
+#define REQUEST_READ_CHUNK 4096
 
 void
 request_init(struct request *r)
@@ -132,7 +132,6 @@ request_read_params(struct request *r, const struct fcgi_conn *c)
 int
 request_read(struct request *r, struct fcgi_conn *c, size_t max_body)
 {
-	char tmp[4096];
 	ssize_t n;
 
 	request_read_params(r, c);
@@ -140,20 +139,14 @@ request_read(struct request *r, struct fcgi_conn *c, size_t max_body)
 		explicit_bzero(r->body.data, r->body.len);
 	buf_reset(&r->body);
 
-	if (r->content_length > (long long)max_body) {
-		/* Drain a little so keep-alive survives; past that, let it close. */
-		long long left = r->content_length;
-
-		while (left > 0 && left <= REQUEST_DRAIN_MAX &&
-		    (n = fcgi_read(c, tmp, sizeof tmp)) > 0)
-			left -= n;
+	/* Not read: fcgi_finish reads through what it can of it, and drops it. */
+	if (r->content_length > (long long)max_body)
 		return FA_LIMIT;
-	}
 	for (;;) {
 		size_t want = max_body + 1 - r->body.len;
 
-		if (want > sizeof tmp)
-			want = sizeof tmp;
+		if (want > REQUEST_READ_CHUNK)
+			want = REQUEST_READ_CHUNK;
 		n = fcgi_read(c, buf_reserve(&r->body, want), want);
 		if (n < 0)
 			return FA_ERR;	/* the web server broke off or aborted */

@@ -186,7 +186,7 @@ static const struct config_key config_keys[] = {
 	/* batch introspection (an extension: POST .../introspect/batch) */
 	CONFIG_NUM(introspect_batch_max, "100", 1, 10000, 0),
 	/* delayed 429s (server/tarpit.c) */
-	CONFIG_NUM(ratelimit_tarpit_ms, "0", 1, 60000, CONFIG_ZERO_OK),
+	CONFIG_NUM(ratelimit_tarpit_ms, "500", 1, 60000, CONFIG_ZERO_OK),
 	CONFIG_NUM(ratelimit_tarpit_max, "256", 1, 65536, 0),
 };
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])

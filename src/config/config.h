@@ -104,7 +104,7 @@ struct config {
 	int	 fastcgi_roles;		/* enum config_roles: what this process answers */
 	char	*ratelimit_authorizer;	/* rate limit of Authorizer checks */
 	/* delayed refusals */
-	long	 ratelimit_tarpit_ms;	/* a rate-limited request's 429 waits this long; 0 = off */
+	long	 ratelimit_tarpit_ms;	/* ms a rate-limited request's 429 waits; 0 = at once */
 	long	 ratelimit_tarpit_max;	/* answers one process holds back at most */
 };
 

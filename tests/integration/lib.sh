@@ -532,6 +532,12 @@ write_fastauth_conf() {
 		echo "access_token_ttl ${FA_TTL:-300}"
 		echo "key_refresh_interval 1"
 		echo "log_level debug"
+		# Tests count refusals and want them at once (the default holds
+		# them back 500 ms); FA_TARPIT_MS or an extra line sets another.
+		case " $* " in
+		*" ratelimit_tarpit_ms "*) ;;
+		*) echo "ratelimit_tarpit_ms ${FA_TARPIT_MS:-0}" ;;
+		esac
 		for l in "$@"; do
 			echo "$l"
 		done

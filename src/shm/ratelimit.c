@@ -211,6 +211,7 @@ ratelimit_policy_init(struct ratelimit_policy *p, unsigned id, uint64_t rate,
 	p->period = period_us;
 	p->interval = period_us / rate;
 	p->horizon = (uint64_t)burst * p->interval;
+	p->recip = UINT64_MAX / p->interval;
 	return FA_OK;
 }
 
@@ -310,15 +311,12 @@ rl_merge(struct ratelimit *rl, _Atomic uint64_t *b, uint64_t fp, uint64_t now,
  * a sweep every state has expired, and it empties them all. A CAS against the
  * value read never erases a state written meanwhile.
  */
-static void
-rl_sweep(struct ratelimit *rl, uint64_t now)
+static void __attribute__((noinline, cold))
+rl_sweep_run(struct ratelimit *rl, uint64_t last, uint64_t now)
 {
-	uint64_t	last, w, i, n;
+	uint64_t	w, i, n;
 	int		all;
 
-	last = atomic_load_explicit(&rl->r->last_sweep, memory_order_relaxed);
-	if ((int64_t)(now - last) < (int64_t)RL_SWEEP_EVERY)
-		return;
 	if (!atomic_compare_exchange_strong(&rl->r->last_sweep, &last, now))
 		return;
 	all = now - last >= RL_CLEAR_AFTER;
@@ -331,15 +329,51 @@ rl_sweep(struct ratelimit *rl, uint64_t now)
 	}
 }
 
-/* The decision behind ratelimit_check (consume 1) and ratelimit_peek (0). */
-static int
+/* Every check asks whether the hour is up: one load of a line nobody writes. */
+static inline void
+rl_sweep(struct ratelimit *rl, uint64_t now)
+{
+	uint64_t	last = atomic_load_explicit(&rl->r->last_sweep,
+			    memory_order_relaxed);
+
+	if (__builtin_expect((int64_t)(now - last) >= (int64_t)RL_SWEEP_EVERY,
+	    0))
+		rl_sweep_run(rl, last, now);
+}
+
+/*
+ * Load bucket b into w and return which of its slots hold fingerprint fp, as
+ * a bit mask: one compare per slot and no branch, where a per-slot "first
+ * match, count matches" loop took twice the instructions of the whole GCRA
+ * arithmetic.
+ */
+static inline unsigned
+rl_scan(_Atomic uint64_t *b, uint64_t fp, uint64_t *w)
+{
+	unsigned	m = 0;
+	int		i;
+
+#pragma GCC unroll 8
+	for (i = 0; i < RL_WAYS; i++) {
+		w[i] = atomic_load_explicit(&b[i], memory_order_relaxed);
+		m |= (unsigned)((w[i] >> RL_FP_SHIFT) == fp) << i;
+	}
+	return m;
+}
+
+/*
+ * The decision behind ratelimit_check (consume 1) and ratelimit_peek (0);
+ * inlined into each, so that consume is a constant there.
+ */
+static inline __attribute__((always_inline)) int
 rl_decide(struct ratelimit *rl, const struct ratelimit_policy *p,
     const void *key, size_t keylen, uint64_t now, int consume,
     struct ratelimit_result *res)
 {
 	uint64_t	 h, fp, w[RL_WAYS], old, tat, ntat;
 	_Atomic uint64_t *b;
-	int		 i, first, n, tries;
+	unsigned	 m;
+	int		 i, first, tries;
 
 	rl_sweep(rl, now);
 	h = shm_hash_prepared(&rl->pre[p->id], key, keylen);
@@ -347,20 +381,13 @@ rl_decide(struct ratelimit *rl, const struct ratelimit_policy *p,
 	b = rl->slots + (h & rl->mask) * RL_WAYS;
 
 	for (tries = 0; tries < RL_TRIES; tries++) {
-		first = -1;
-		n = 0;
-		for (i = 0; i < RL_WAYS; i++) {
-			w[i] = atomic_load_explicit(&b[i], memory_order_relaxed);
-			if ((w[i] >> RL_FP_SHIFT) == fp) {
-				if (first < 0)
-					first = i;
-				n++;
-			}
-		}
-		if (n > 1) {
+		m = rl_scan(b, fp, w);
+		if (__builtin_expect((m & (m - 1)) != 0, 0)) {
+			/* More than one slot: two inserts raced. */
 			rl_merge(rl, b, fp, now, p->horizon);
 			continue;
 		}
+		first = m != 0 ? __builtin_ctz(m) : -1;
 		tat = first >= 0 ? rl_tat(w[first], now, p->horizon) : now;
 		ntat = tat + p->interval;
 
@@ -381,14 +408,14 @@ rl_decide(struct ratelimit *rl, const struct ratelimit_policy *p,
 			if (res != NULL) {
 				res->retry_after = 0;
 				res->reset = tat - now;
-				res->remaining = (uint32_t)((p->horizon -
-				    (tat - now)) / p->interval);
+				res->remaining = (uint32_t)ratelimit_div(p,
+				    p->horizon - (tat - now));
 				res->limit = p->burst;
 			}
 			return FA_OK;
 		}
 
-		if (first >= 0) {
+		if (__builtin_expect(first >= 0, 1)) {
 			old = w[first];
 			if (!atomic_compare_exchange_weak_explicit(&b[first],
 			    &old, rl_word(fp, ntat), memory_order_relaxed,
@@ -408,11 +435,8 @@ rl_decide(struct ratelimit *rl, const struct ratelimit_policy *p,
 				    &rl_stripe(rl)->evicted_live, 1,
 				    memory_order_relaxed);
 			/* Did another process insert it elsewhere meanwhile? */
-			for (n = 0, i = 0; i < RL_WAYS; i++)
-				if ((atomic_load_explicit(&b[i],
-				    memory_order_relaxed) >> RL_FP_SHIFT) == fp)
-					n++;
-			if (n > 1)
+			m = rl_scan(b, fp, w);
+			if ((m & (m - 1)) != 0)
 				rl_merge(rl, b, fp, now, p->horizon);
 		}
 		atomic_fetch_add_explicit(&rl_stripe(rl)->allowed[p->id], 1,
@@ -420,8 +444,8 @@ rl_decide(struct ratelimit *rl, const struct ratelimit_policy *p,
 		if (res != NULL) {
 			res->retry_after = 0;
 			res->reset = ntat - now;
-			res->remaining = (uint32_t)((p->horizon - (ntat - now)) /
-			    p->interval);
+			res->remaining = (uint32_t)ratelimit_div(p,
+			    p->horizon - (ntat - now));
 			res->limit = p->burst;
 		}
 		return FA_OK;

@@ -3,7 +3,8 @@
  * region of the shm segment. It owns that region's layout:
  *
  *	struct cache_region	geometry, generations and deletion counts per
- *				kind, striped counters
+ *				kind, counters (shared stripes and per-CPU
+ *				blocks, see shm_count)
  *	hands			one CLOCK hand (a byte) per bucket
  *	tags			nbuckets x 8 keyed hashes, one 64-byte line per
  *				bucket: a lookup reads one line, then one entry
@@ -77,7 +78,8 @@ struct cache_region {
 	_Atomic uint64_t	kind_gen[CACHE_KINDS] __attribute__((aligned(64)));
 	/* Deletions per kind, compared with tickets by puts. */
 	_Atomic uint64_t	dels[CACHE_KINDS] __attribute__((aligned(64)));
-	struct cache_stripe	stripes[SHM_STRIPES];
+	struct cache_stripe	stripes[SHM_STRIPES];	/* atomic adds */
+	struct cache_stripe	cpus[SHM_CPUS];		/* per-CPU adds (shm_count) */
 } __attribute__((aligned(64)));
 
 struct cache_entry {
@@ -195,17 +197,16 @@ cache_entry(struct cache *c, uint64_t slot)
 	return (struct cache_entry *)(c->entries + slot * c->stride);
 }
 
-static inline struct cache_stripe *
-cache_stripe(struct cache *c)
+/* Count one event: off is the counter's offset in struct cache_stripe. */
+static inline void
+cache_count(struct cache *c, size_t off)
 {
-	return &c->r->stripes[shm_stripe()];
+	shm_count(c->r->cpus, c->r->stripes, sizeof(struct cache_stripe), off);
 }
 
-static inline void
-cache_count(_Atomic uint64_t *counter)
-{
-	atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
-}
+#define CACHE_CTR(field)	offsetof(struct cache_stripe, field)
+#define CACHE_CTR_KIND(field, kind) \
+	(offsetof(struct cache_stripe, field) + (size_t)(kind) * sizeof(uint64_t))
 
 static inline uint64_t
 cache_gen(struct cache *c, unsigned kind)
@@ -310,10 +311,10 @@ cache_get(struct cache *c, enum cache_kind kind, const void *key,
 			continue;
 		if (atomic_load_explicit(&e->ref, memory_order_relaxed) == 0)
 			atomic_store_explicit(&e->ref, 1, memory_order_relaxed);
-		cache_count(&cache_stripe(c)->hits[kind]);
+		cache_count(c, CACHE_CTR_KIND(hits, kind));
 		return r == CACHE_R_HIT ? FA_OK : FA_LIMIT;
 	}
-	cache_count(&cache_stripe(c)->misses[kind]);
+	cache_count(c, CACHE_CTR_KIND(misses, kind));
 	return FA_NOTFOUND;
 }
 
@@ -334,7 +335,7 @@ cache_claim(struct cache *c, uint64_t slot, uint64_t me)
 		return 0;
 	if (!atomic_compare_exchange_strong(claim, &w, me))
 		return 0;
-	cache_count(&cache_stripe(c)->recovered);
+	cache_count(c, CACHE_CTR(recovered));
 	return 1;
 }
 
@@ -393,7 +394,7 @@ cache_claim_slot(struct cache *c, uint64_t b, uint64_t h, uint64_t now,
 			atomic_store_explicit(&c->hands[b],
 			    (uint8_t)((i + 1) % CACHE_WAYS), memory_order_relaxed);
 			if (cache_live(c, e, now))
-				cache_count(&cache_stripe(c)->evicted);
+				cache_count(c, CACHE_CTR(evicted));
 			return (int)i;
 		}
 	}
@@ -487,11 +488,11 @@ cache_put(struct cache *c, enum cache_kind kind, const void *key,
 		if (i != slot)
 			atomic_compare_exchange_strong(&tags[i], &t, 0);
 	}
-	cache_count(&cache_stripe(c)->puts[kind]);
+	cache_count(c, CACHE_CTR_KIND(puts, kind));
 	return FA_OK;
 
 dropped:
-	cache_count(&cache_stripe(c)->dropped);
+	cache_count(c, CACHE_CTR(dropped));
 	return FA_DENIED;
 }
 
@@ -568,8 +569,9 @@ cache_stats(struct cache *c, uint64_t now, struct cache_stats *st)
 		if (atomic_load_explicit(&c->claims[i], memory_order_relaxed) != 0)
 			st->claimed++;
 	}
-	for (s = 0; s < SHM_STRIPES; s++) {
-		sp = &c->r->stripes[s];
+	for (s = 0; s < SHM_STRIPES + SHM_CPUS; s++) {
+		sp = s < SHM_STRIPES ? &c->r->stripes[s] :
+		    &c->r->cpus[s - SHM_STRIPES];
 		for (k = 0; k < CACHE_KINDS; k++) {
 			st->hits[k] += atomic_load(&sp->hits[k]);
 			st->misses[k] += atomic_load(&sp->misses[k]);

@@ -2,7 +2,8 @@
  * ratelimit.c -- GCRA rate limiting shared by every process of the host, in
  * the limiter region of the shm segment. It owns that region's layout:
  *
- *	struct ratelimit_region	geometry, last sweep time, striped counters
+ *	struct ratelimit_region	geometry, last sweep time, counters (shared
+ *				stripes and per-CPU blocks, see shm_count)
  *	buckets			nbuckets (a power of two) x 8 slot words; a
  *				bucket is one 64-byte cache line
  *
@@ -47,6 +48,7 @@
  * that is still running -- at worst one spurious limit).
  */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,7 +80,8 @@ struct rl_stripe {
 struct ratelimit_region {
 	uint64_t		nbuckets;	/* power of two; fixed at init */
 	_Atomic uint64_t	last_sweep;	/* us, shm_now() of the last sweep */
-	struct rl_stripe	stripes[SHM_STRIPES];
+	struct rl_stripe	stripes[SHM_STRIPES];	/* atomic adds */
+	struct rl_stripe	cpus[SHM_CPUS];		/* per-CPU adds (shm_count) */
 } __attribute__((aligned(64)));
 
 #define RL_SLOTS_OFF	((sizeof(struct ratelimit_region) + 63) & ~(size_t)63)
@@ -127,11 +130,18 @@ rl_tat(uint64_t w, uint64_t now, uint64_t horizon)
 	return now + (d > horizon ? horizon : d);
 }
 
-static inline struct rl_stripe *
-rl_stripe(struct ratelimit *rl)
+/* Count one event: off is the counter's offset in struct rl_stripe. */
+static inline void
+rl_count(struct ratelimit *rl, size_t off)
 {
-	return &rl->r->stripes[shm_stripe()];
+	shm_count(rl->r->cpus, rl->r->stripes, sizeof(struct rl_stripe), off);
 }
+
+#define RL_ALLOWED(id)	(offsetof(struct rl_stripe, allowed) + \
+			    (size_t)(id) * sizeof(uint64_t))
+#define RL_LIMITED(id)	(offsetof(struct rl_stripe, limited) + \
+			    (size_t)(id) * sizeof(uint64_t))
+#define RL_EVICTED	offsetof(struct rl_stripe, evicted_live)
 
 uint64_t
 ratelimit_region_entries(uint32_t entries)
@@ -264,9 +274,7 @@ rl_add_debt(struct ratelimit *rl, _Atomic uint64_t *b, uint64_t fp,
 		    rl_word(fp, tat), memory_order_relaxed,
 		    memory_order_relaxed)) {
 			if ((old >> RL_FP_SHIFT) != fp && rl_ahead(old, now) != 0)
-				atomic_fetch_add_explicit(
-				    &rl_stripe(rl)->evicted_live, 1,
-				    memory_order_relaxed);
+				rl_count(rl, RL_EVICTED);
 			return;
 		}
 	}
@@ -393,9 +401,7 @@ rl_decide(struct ratelimit *rl, const struct ratelimit_policy *p,
 
 		if (ntat - now > p->horizon) {
 			if (consume)
-				atomic_fetch_add_explicit(
-				    &rl_stripe(rl)->limited[p->id], 1,
-				    memory_order_relaxed);
+				rl_count(rl, RL_LIMITED(p->id));
 			if (res != NULL) {
 				res->retry_after = ntat - p->horizon - now;
 				res->reset = tat - now;
@@ -431,16 +437,13 @@ rl_decide(struct ratelimit *rl, const struct ratelimit_policy *p,
 			    memory_order_relaxed))
 				continue;
 			if (old != 0 && rl_ahead(old, now) != 0)
-				atomic_fetch_add_explicit(
-				    &rl_stripe(rl)->evicted_live, 1,
-				    memory_order_relaxed);
+				rl_count(rl, RL_EVICTED);
 			/* Did another process insert it elsewhere meanwhile? */
 			m = rl_scan(b, fp, w);
 			if ((m & (m - 1)) != 0)
 				rl_merge(rl, b, fp, now, p->horizon);
 		}
-		atomic_fetch_add_explicit(&rl_stripe(rl)->allowed[p->id], 1,
-		    memory_order_relaxed);
+		rl_count(rl, RL_ALLOWED(p->id));
 		if (res != NULL) {
 			res->retry_after = 0;
 			res->reset = ntat - now;
@@ -453,8 +456,7 @@ rl_decide(struct ratelimit *rl, const struct ratelimit_policy *p,
 
 	/* Lost RL_TRIES races in a row on this key: it is being hammered. */
 	if (consume)
-		atomic_fetch_add_explicit(&rl_stripe(rl)->limited[p->id], 1,
-		    memory_order_relaxed);
+		rl_count(rl, RL_LIMITED(p->id));
 	if (res != NULL) {
 		res->retry_after = p->interval;
 		res->reset = p->horizon;
@@ -535,8 +537,9 @@ ratelimit_stats(struct ratelimit *rl, uint64_t now, struct ratelimit_stats *st)
 		if (w != 0 && rl_ahead(w, now) != 0)
 			st->used++;
 	}
-	for (s = 0; s < SHM_STRIPES; s++) {
-		struct rl_stripe	*sp = &rl->r->stripes[s];
+	for (s = 0; s < SHM_STRIPES + SHM_CPUS; s++) {
+		struct rl_stripe	*sp = s < SHM_STRIPES ? &rl->r->stripes[s] :
+					    &rl->r->cpus[s - SHM_STRIPES];
 
 		for (id = 0; id < RATELIMIT_POLICIES; id++) {
 			st->allowed[id] += atomic_load_explicit(&sp->allowed[id],

@@ -105,6 +105,10 @@ struct shm_header {
 	uint64_t	 metrics_size;
 	uint64_t	 anomaly_off;
 	uint64_t	 anomaly_size;
+	/*
+	 * Layout version 5: the limiter and cache regions keep a block of
+	 * counters per CPU beside their stripes (shm_count).
+	 */
 };
 _Static_assert(sizeof(struct shm_header) <= SHM_HDR_SIZE, "header too big");
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1352,6 +1353,71 @@ START_TEST(test_rl_processes_exact)
 }
 END_TEST
 
+static void
+count_tick(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * The decision counters stay exact when the counting threads are preempted,
+ * migrated and signalled mid-count: 6 processes on the host's CPUs (more
+ * than there are, here), each taking a timer signal every 100 us -- a signal
+ * inside shm_count's rseq section sends it to its abort path -- counting
+ * 50,000 allowed and 50,000 limited checks each.
+ */
+START_TEST(test_rl_counters_exact_preempted)
+{
+	struct ratelimit_policy	pol;
+	struct ratelimit_stats	st;
+	struct shm_params	p;
+	pid_t			pids[6];
+	int			start[2], i;
+
+	params_small(&p, 4096, 64, 64);
+	policy(&pol, 7, 1, 1000 * SEC, 1);
+	ck_assert_int_eq(pipe(start), 0);
+	for (i = 0; i < 6; i++) {
+		if ((pids[i] = fork()) != 0)
+			continue;
+		struct itimerval it = { { 0, 100 }, { 0, 100 } };
+		struct sigaction sa;
+		struct shm	*seg = NULL;
+		char		*cause = NULL, key[32];
+		int		 j, bad = 0;
+
+		close(start[1]);
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = count_tick;
+		sa.sa_flags = SA_RESTART;
+		if (sigaction(SIGALRM, &sa, NULL) != 0 ||
+		    shm_open_segment(inst, &p, &seg, &cause) != FA_OK)
+			_exit(1);
+		barrier_wait(start[0]);
+		setitimer(ITIMER_REAL, &it, NULL);
+		/* Each key once allowed (burst 1), then limited. */
+		for (j = 0; j < 50000; j++) {
+			snprintf(key, sizeof key, "p%d-%d", i, j);
+			bad += ratelimit_check(shm_ratelimit(seg), &pol, key,
+			    strlen(key), T0, NULL) != FA_OK;
+			bad += ratelimit_check(shm_ratelimit(seg), &pol, key,
+			    strlen(key), T0, NULL) != FA_LIMIT;
+			/* Keys stop mattering once counted: keep the table clear. */
+			ratelimit_reset(shm_ratelimit(seg), &pol, key, strlen(key));
+		}
+		_exit(bad == 0 ? 0 : 2);
+	}
+	close(start[0]);
+	close(start[1]);
+	for (i = 0; i < 6; i++)
+		ck_assert(wait_ok(pids[i]));
+	ratelimit_stats(rl, shm_now(), &st);
+	ck_assert_uint_eq(st.allowed[7], 6 * 50000);
+	ck_assert_uint_eq(st.limited[7], 6 * 50000);
+	ck_assert_uint_eq(st.evicted_live, 0);
+}
+END_TEST
+
 /* --- cache --------------------------------------------------------------- */
 
 static struct shm	*c_seg;
@@ -1911,6 +1977,7 @@ shm_suite(void)
 	tcase_add_test(tc, test_rl_flood);
 	tcase_add_test(tc, test_rl_time_forward);
 	tcase_add_test(tc, test_rl_processes_exact);
+	tcase_add_test(tc, test_rl_counters_exact_preempted);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cache");

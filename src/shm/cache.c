@@ -230,6 +230,42 @@ cache_hash(struct cache *c, unsigned kind, const void *key, size_t keylen)
 }
 
 /*
+ * Are the n (1..CACHE_KEY_MAX) bytes at a and b equal? Word loads, the last
+ * one overlapping, instead of a call into memcmp for keys of a few dozen
+ * bytes whose equality is all we need (not secret: a key is a lookup name,
+ * and a hit already needed its keyed 64-bit hash to match).
+ */
+static inline int
+cache_keyeq(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint64_t	x, y, d = 0;
+	uint32_t	u, v;
+	size_t		i;
+
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			d |= x ^ y;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return (d | (x ^ y)) == 0;
+	}
+	if (n >= 4) {
+		memcpy(&u, a, 4);
+		memcpy(&v, b, 4);
+		d = u ^ v;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&v, b + n - 4, 4);
+		return (d | (u ^ v)) == 0;
+	}
+	for (i = 0; i < n; i++)
+		d |= (uint64_t)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+/*
  * Read entry e under its sequence counter: a hit needs the whole key equal,
  * the current generation and now < expires. Bounded: CACHE_READ_TRIES.
  */
@@ -253,7 +289,7 @@ cache_read(struct cache *c, struct cache_entry *e, uint64_t h, unsigned kind,
 		match = CACHE_LOAD(&e->hash) == h &&
 		    CACHE_LOAD(&e->kind) == kind &&
 		    CACHE_LOAD(&e->keylen) == keylen &&
-		    memcmp(e->data, key, keylen) == 0;
+		    cache_keyeq(e->data, key, keylen);
 		status = CACHE_R_MISS;
 		if (match && CACHE_LOAD(&e->gen) == gen &&
 		    now < CACHE_LOAD(&e->expires) && vallen <= c->value_max) {

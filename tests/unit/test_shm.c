@@ -1530,6 +1530,43 @@ START_TEST(test_cache_limits)
 }
 END_TEST
 
+/*
+ * Keys of every length 1..CACHE_KEY_MAX, at every alignment of the caller's
+ * buffer, come back (the key compare reads words, the last one
+ * overlapping); a key one byte shorter or longer is another key.
+ */
+START_TEST(test_cache_key_lengths)
+{
+	uint8_t		buf[CACHE_KEY_MAX + 8], out[16];
+	unsigned	seed = 77, i, n, off;
+	size_t		outlen;
+
+	for (i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)rand_r(&seed);
+	for (n = 1; n <= CACHE_KEY_MAX; n++) {
+		off = n % 8;
+		ck_assert_int_eq(cache_put(cache, CACHE_CLIENT, buf + off, n,
+		    &n, sizeof n, 60 * SEC, T0, NULL), FA_OK);
+	}
+	/*
+	 * Stored: n bytes at buf + n % 8. Any other offset reads other bytes:
+	 * among them, a prefix of the key of length n + 1 at that offset.
+	 */
+	for (n = 1; n <= CACHE_KEY_MAX; n++) {
+		for (off = 0; off < 8; off++) {
+			ck_assert_msg(cache_get(cache, CACHE_CLIENT, buf + off, n,
+			    T0, out, sizeof out, &outlen) ==
+			    (off == n % 8 ? FA_OK : FA_NOTFOUND),
+			    "length %u at +%u", n, off);
+			if (off != n % 8)
+				continue;
+			ck_assert_uint_eq(outlen, sizeof n);
+			ck_assert(memcmp(out, &n, sizeof n) == 0);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_cache_ttl)
 {
 	char	out[64];
@@ -1985,6 +2022,7 @@ shm_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_cache_put_get);
 	tcase_add_test(tc, test_cache_limits);
+	tcase_add_test(tc, test_cache_key_lengths);
 	tcase_add_test(tc, test_cache_ttl);
 	tcase_add_test(tc, test_cache_overwrite_del);
 	tcase_add_test(tc, test_cache_kinds);

@@ -3,7 +3,8 @@
  * region of the shm segment. It owns that region's layout:
  *
  *	struct cache_region	geometry, generations and deletion counts per
- *				kind, striped counters
+ *				kind, counters (shared stripes and per-CPU
+ *				blocks, see shm_count)
  *	hands			one CLOCK hand (a byte) per bucket
  *	tags			nbuckets x 8 keyed hashes, one 64-byte line per
  *				bucket: a lookup reads one line, then one entry
@@ -77,7 +78,8 @@ struct cache_region {
 	_Atomic uint64_t	kind_gen[CACHE_KINDS] __attribute__((aligned(64)));
 	/* Deletions per kind, compared with tickets by puts. */
 	_Atomic uint64_t	dels[CACHE_KINDS] __attribute__((aligned(64)));
-	struct cache_stripe	stripes[SHM_STRIPES];
+	struct cache_stripe	stripes[SHM_STRIPES];	/* atomic adds */
+	struct cache_stripe	cpus[SHM_CPUS];		/* per-CPU adds (shm_count) */
 } __attribute__((aligned(64)));
 
 struct cache_entry {
@@ -195,17 +197,16 @@ cache_entry(struct cache *c, uint64_t slot)
 	return (struct cache_entry *)(c->entries + slot * c->stride);
 }
 
-static inline struct cache_stripe *
-cache_stripe(struct cache *c)
+/* Count one event: off is the counter's offset in struct cache_stripe. */
+static inline void
+cache_count(struct cache *c, size_t off)
 {
-	return &c->r->stripes[shm_stripe()];
+	shm_count(c->r->cpus, c->r->stripes, sizeof(struct cache_stripe), off);
 }
 
-static inline void
-cache_count(_Atomic uint64_t *counter)
-{
-	atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
-}
+#define CACHE_CTR(field)	offsetof(struct cache_stripe, field)
+#define CACHE_CTR_KIND(field, kind) \
+	(offsetof(struct cache_stripe, field) + (size_t)(kind) * sizeof(uint64_t))
 
 static inline uint64_t
 cache_gen(struct cache *c, unsigned kind)
@@ -226,6 +227,42 @@ cache_hash(struct cache *c, unsigned kind, const void *key, size_t keylen)
 	uint64_t	h = shm_hash_prepared(&c->pre[kind], key, keylen);
 
 	return h != 0 ? h : 1;	/* 0 marks an empty slot */
+}
+
+/*
+ * Are the n (1..CACHE_KEY_MAX) bytes at a and b equal? Word loads, the last
+ * one overlapping, instead of a call into memcmp for keys of a few dozen
+ * bytes whose equality is all we need (not secret: a key is a lookup name,
+ * and a hit already needed its keyed 64-bit hash to match).
+ */
+static inline int
+cache_keyeq(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint64_t	x, y, d = 0;
+	uint32_t	u, v;
+	size_t		i;
+
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			d |= x ^ y;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return (d | (x ^ y)) == 0;
+	}
+	if (n >= 4) {
+		memcpy(&u, a, 4);
+		memcpy(&v, b, 4);
+		d = u ^ v;
+		memcpy(&u, a + n - 4, 4);
+		memcpy(&v, b + n - 4, 4);
+		return (d | (u ^ v)) == 0;
+	}
+	for (i = 0; i < n; i++)
+		d |= (uint64_t)(a[i] ^ b[i]);
+	return d == 0;
 }
 
 /*
@@ -252,7 +289,7 @@ cache_read(struct cache *c, struct cache_entry *e, uint64_t h, unsigned kind,
 		match = CACHE_LOAD(&e->hash) == h &&
 		    CACHE_LOAD(&e->kind) == kind &&
 		    CACHE_LOAD(&e->keylen) == keylen &&
-		    memcmp(e->data, key, keylen) == 0;
+		    cache_keyeq(e->data, key, keylen);
 		status = CACHE_R_MISS;
 		if (match && CACHE_LOAD(&e->gen) == gen &&
 		    now < CACHE_LOAD(&e->expires) && vallen <= c->value_max) {
@@ -310,10 +347,10 @@ cache_get(struct cache *c, enum cache_kind kind, const void *key,
 			continue;
 		if (atomic_load_explicit(&e->ref, memory_order_relaxed) == 0)
 			atomic_store_explicit(&e->ref, 1, memory_order_relaxed);
-		cache_count(&cache_stripe(c)->hits[kind]);
+		cache_count(c, CACHE_CTR_KIND(hits, kind));
 		return r == CACHE_R_HIT ? FA_OK : FA_LIMIT;
 	}
-	cache_count(&cache_stripe(c)->misses[kind]);
+	cache_count(c, CACHE_CTR_KIND(misses, kind));
 	return FA_NOTFOUND;
 }
 
@@ -334,7 +371,7 @@ cache_claim(struct cache *c, uint64_t slot, uint64_t me)
 		return 0;
 	if (!atomic_compare_exchange_strong(claim, &w, me))
 		return 0;
-	cache_count(&cache_stripe(c)->recovered);
+	cache_count(c, CACHE_CTR(recovered));
 	return 1;
 }
 
@@ -393,7 +430,7 @@ cache_claim_slot(struct cache *c, uint64_t b, uint64_t h, uint64_t now,
 			atomic_store_explicit(&c->hands[b],
 			    (uint8_t)((i + 1) % CACHE_WAYS), memory_order_relaxed);
 			if (cache_live(c, e, now))
-				cache_count(&cache_stripe(c)->evicted);
+				cache_count(c, CACHE_CTR(evicted));
 			return (int)i;
 		}
 	}
@@ -487,11 +524,11 @@ cache_put(struct cache *c, enum cache_kind kind, const void *key,
 		if (i != slot)
 			atomic_compare_exchange_strong(&tags[i], &t, 0);
 	}
-	cache_count(&cache_stripe(c)->puts[kind]);
+	cache_count(c, CACHE_CTR_KIND(puts, kind));
 	return FA_OK;
 
 dropped:
-	cache_count(&cache_stripe(c)->dropped);
+	cache_count(c, CACHE_CTR(dropped));
 	return FA_DENIED;
 }
 
@@ -568,8 +605,9 @@ cache_stats(struct cache *c, uint64_t now, struct cache_stats *st)
 		if (atomic_load_explicit(&c->claims[i], memory_order_relaxed) != 0)
 			st->claimed++;
 	}
-	for (s = 0; s < SHM_STRIPES; s++) {
-		sp = &c->r->stripes[s];
+	for (s = 0; s < SHM_STRIPES + SHM_CPUS; s++) {
+		sp = s < SHM_STRIPES ? &c->r->stripes[s] :
+		    &c->r->cpus[s - SHM_STRIPES];
 		for (k = 0; k < CACHE_KINDS; k++) {
 			st->hits[k] += atomic_load(&sp->hits[k]);
 			st->misses[k] += atomic_load(&sp->misses[k]);

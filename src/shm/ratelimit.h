@@ -30,7 +30,27 @@ struct ratelimit_policy {
 	uint64_t	period;		/* ... per this many us */
 	uint64_t	interval;	/* us between requests at the rate: period / rate */
 	uint64_t	horizon;	/* us, burst x interval: the most state may run ahead */
+	uint64_t	recip;		/* floor((2^64 - 1) / interval): see ratelimit_div */
 };
+
+/*
+ * x / p->interval, exactly, without a division instruction (a 64-bit div
+ * costs as much as the rest of an allowed check's arithmetic): recip lies
+ * within 1 below 2^64 / interval, so the high half of x x recip lies within 1
+ * below x / interval (x < 2^64): it is the quotient or one less, and one
+ * compare of the remainder corrects it.
+ */
+static inline uint64_t
+ratelimit_div(const struct ratelimit_policy *p, uint64_t x)
+{
+#ifdef __SIZEOF_INT128__
+	uint64_t	q = (uint64_t)(((unsigned __int128)x * p->recip) >> 64);
+
+	return x - q * p->interval >= p->interval ? q + 1 : q;
+#else
+	return x / p->interval;
+#endif
+}
 
 /* What a decision means for the response headers (429 Retry-After, RateLimit). */
 struct ratelimit_result {

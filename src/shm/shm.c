@@ -105,6 +105,10 @@ struct shm_header {
 	uint64_t	 metrics_size;
 	uint64_t	 anomaly_off;
 	uint64_t	 anomaly_size;
+	/*
+	 * Layout version 5: the limiter and cache regions keep a block of
+	 * counters per CPU beside their stripes (shm_count).
+	 */
 };
 _Static_assert(sizeof(struct shm_header) <= SHM_HDR_SIZE, "header too big");
 
@@ -309,13 +313,43 @@ shm_hash_prepare(struct shm_hashstate *s, const uint8_t key[SHM_HASHKEY_LEN],
 	s->v[3] = v3;
 }
 
+static inline uint64_t
+shm_le32(const uint8_t *p)
+{
+	uint32_t	v;
+
+	memcpy(&v, p, 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	v = __builtin_bswap32(v);
+#endif
+	return v;
+}
+
+/*
+ * The last left (0..7) bytes of a message of n, little-endian, zero above:
+ * whole-word loads that stay within the message (the 8 bytes ending at its
+ * end when there are 8, two 4-byte loads that overlap, or three bytes that
+ * may repeat), not one load, shift and or per byte behind a jump table.
+ */
+static inline uint64_t
+shm_tail(const uint8_t *p, size_t left, size_t n)
+{
+	if (left == 0)
+		return 0;
+	if (n >= 8)
+		return shm_le64(p + left - 8) >> (64 - 8 * left);
+	if (left >= 4)
+		return shm_le32(p) | shm_le32(p + left - 4) << (8 * (left - 4));
+	return (uint64_t)p[0] | (uint64_t)p[left / 2] << (8 * (left / 2)) |
+	    (uint64_t)p[left - 1] << (8 * (left - 1));
+}
+
 uint64_t
 shm_hash_prepared(const struct shm_hashstate *s, const void *data, size_t n)
 {
 	const uint8_t	*p = data, *end = p + (n & ~(size_t)7);
 	uint64_t	 v0 = s->v[0], v1 = s->v[1], v2 = s->v[2], v3 = s->v[3];
 	uint64_t	 m, b;
-	size_t		 left = n & 7;
 
 	for (; p != end; p += 8) {
 		m = shm_le64(p);
@@ -324,17 +358,7 @@ shm_hash_prepared(const struct shm_hashstate *s, const void *data, size_t n)
 		v0 ^= m;
 	}
 	/* The length counts the domain block too: one message, two calls. */
-	b = (uint64_t)(n + 8) << 56;
-	switch (left) {
-	case 7: b |= (uint64_t)p[6] << 48;	/* FALLTHROUGH */
-	case 6: b |= (uint64_t)p[5] << 40;	/* FALLTHROUGH */
-	case 5: b |= (uint64_t)p[4] << 32;	/* FALLTHROUGH */
-	case 4: b |= (uint64_t)p[3] << 24;	/* FALLTHROUGH */
-	case 3: b |= (uint64_t)p[2] << 16;	/* FALLTHROUGH */
-	case 2: b |= (uint64_t)p[1] << 8;	/* FALLTHROUGH */
-	case 1: b |= (uint64_t)p[0];		/* FALLTHROUGH */
-	default: break;
-	}
+	b = (uint64_t)(n + 8) << 56 | shm_tail(p, n & 7, n);
 	v3 ^= b;
 	SHM_SIPROUND;
 	v0 ^= b;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,6 +206,81 @@ START_TEST(test_hash_vectors)
 	    0xf17997ec4b4a6065ULL);
 	/* The domain separates: same bytes, other domain, other hash. */
 	ck_assert(shm_hash(key, 1, "abc", 3) != shm_hash(key, 2, "abc", 3));
+}
+END_TEST
+
+/* SipHash-1-3 written plainly, one byte at a time: the reference. */
+static uint64_t
+siphash13_ref(const uint8_t key[16], const uint8_t *m, size_t n)
+{
+	uint64_t	k0 = 0, k1 = 0, v0, v1, v2, v3, b;
+	size_t		i, j;
+
+	for (i = 0; i < 8; i++) {
+		k0 |= (uint64_t)key[i] << (8 * i);
+		k1 |= (uint64_t)key[8 + i] << (8 * i);
+	}
+	v0 = k0 ^ 0x736f6d6570736575ULL;
+	v1 = k1 ^ 0x646f72616e646f6dULL;
+	v2 = k0 ^ 0x6c7967656e657261ULL;
+	v3 = k1 ^ 0x7465646279746573ULL;
+#define ROTL(x, c)	(((x) << (c)) | ((x) >> (64 - (c))))
+#define ROUND do {							\
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
+} while (0)
+	for (i = 0; i + 8 <= n; i += 8) {
+		for (b = 0, j = 0; j < 8; j++)
+			b |= (uint64_t)m[i + j] << (8 * j);
+		v3 ^= b;
+		ROUND;
+		v0 ^= b;
+	}
+	for (b = (uint64_t)n << 56, j = 0; i + j < n; j++)
+		b |= (uint64_t)m[i + j] << (8 * j);
+	v3 ^= b;
+	ROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	ROUND;
+	ROUND;
+	ROUND;
+#undef ROUND
+#undef ROTL
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/*
+ * Every length 0..72 at every alignment, against the plain reference: the
+ * tail is read with overlapping word loads, whose edges are the lengths
+ * around 1, 4 and 8.
+ */
+START_TEST(test_hash_lengths)
+{
+	uint8_t			key[16], buf[8 + 80], msg[8 + 72];
+	struct shm_hashstate	st;
+	uint64_t		domain = 0x4341000000000003ULL;
+	unsigned		seed = 99, i, n, off;
+
+	for (i = 0; i < sizeof key; i++)
+		key[i] = (uint8_t)rand_r(&seed);
+	for (i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)rand_r(&seed);
+	for (i = 0; i < 8; i++)
+		msg[i] = (uint8_t)(domain >> (8 * i));
+	shm_hash_prepare(&st, key, domain);
+	for (n = 0; n <= 72; n++) {
+		for (off = 0; off < 8; off++) {
+			memcpy(msg + 8, buf + off, n);
+			ck_assert_msg(shm_hash(key, domain, buf + off, n) ==
+			    siphash13_ref(key, msg, 8 + n), "length %u at +%u",
+			    n, off);
+			ck_assert(shm_hash_prepared(&st, buf + off, n) ==
+			    shm_hash(key, domain, buf + off, n));
+		}
+	}
 }
 END_TEST
 
@@ -757,6 +833,66 @@ START_TEST(test_rl_policy_init)
 }
 END_TEST
 
+/*
+ * ratelimit_div (a multiplication by a reciprocal and one correction) gives
+ * exactly x / interval: intervals from 1 us to the longest a policy allows,
+ * dividends around every multiple where an off-by-one would show, up to the
+ * top of 64 bits.
+ */
+START_TEST(test_rl_div_exact)
+{
+	static const uint64_t	 ds[] = { 1, 2, 3, 5, 7, 10, 64, 999, 1000,
+	    1001, 65535, 65536, 65537, 999999, 1000000, 1000001, 6000000,
+	    (1ULL << 32) - 1, 1ULL << 32, (1ULL << 32) + 1, 86400000000ULL,
+	    RATELIMIT_HORIZON_MAX - 1, RATELIMIT_HORIZON_MAX };
+	struct ratelimit_policy	 pol;
+	uint64_t		 d, x, xs[24], k;
+	unsigned		 seed = 4242, i, j, r;
+	char			*cause = NULL;
+
+	for (i = 0; i < sizeof ds / sizeof ds[0] + 200; i++) {
+		if (i < sizeof ds / sizeof ds[0])
+			d = ds[i];
+		else	/* random intervals, spread over the magnitudes */
+			d = 1 + ((((uint64_t)rand_r(&seed) << 31) ^
+			    (uint64_t)rand_r(&seed)) >> (rand_r(&seed) % 40)) %
+			    RATELIMIT_HORIZON_MAX;
+		ck_assert_int_eq(ratelimit_policy_init(&pol, 0, 1, d, 1,
+		    &cause), FA_OK);
+		ck_assert_uint_eq(pol.interval, d);
+		k = RATELIMIT_HORIZON_MAX / d;
+		j = 0;
+		xs[j++] = 0;
+		xs[j++] = 1;
+		xs[j++] = d - 1;
+		xs[j++] = d;
+		xs[j++] = d + 1;
+		xs[j++] = k * d - 1;
+		xs[j++] = k * d;
+		xs[j++] = k * d + 1;
+		xs[j++] = RATELIMIT_HORIZON_MAX;
+		xs[j++] = (UINT64_MAX / d) * d - 1;
+		xs[j++] = (UINT64_MAX / d) * d;
+		xs[j++] = UINT64_MAX;
+		xs[j++] = UINT64_MAX - 1;
+		xs[j++] = 1ULL << 63;
+		xs[j++] = (1ULL << 63) - 1;
+		while (j < sizeof xs / sizeof xs[0]) {
+			r = (unsigned)rand_r(&seed);
+			xs[j++] = ((uint64_t)r * d + (uint64_t)rand_r(&seed) %
+			    (2 * d + 1)) >> (r % 3 == 0 ? 0 : r % 64);
+		}
+		for (j = 0; j < sizeof xs / sizeof xs[0]; j++) {
+			x = xs[j];
+			ck_assert_msg(ratelimit_div(&pol, x) == x / d,
+			    "%llu / %llu: %llu", (unsigned long long)x,
+			    (unsigned long long)d,
+			    (unsigned long long)ratelimit_div(&pol, x));
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_rl_burst_and_retry_after)
 {
 	struct ratelimit_policy	pol;
@@ -1217,6 +1353,71 @@ START_TEST(test_rl_processes_exact)
 }
 END_TEST
 
+static void
+count_tick(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * The decision counters stay exact when the counting threads are preempted,
+ * migrated and signalled mid-count: 6 processes on the host's CPUs (more
+ * than there are, here), each taking a timer signal every 100 us -- a signal
+ * inside shm_count's rseq section sends it to its abort path -- counting
+ * 50,000 allowed and 50,000 limited checks each.
+ */
+START_TEST(test_rl_counters_exact_preempted)
+{
+	struct ratelimit_policy	pol;
+	struct ratelimit_stats	st;
+	struct shm_params	p;
+	pid_t			pids[6];
+	int			start[2], i;
+
+	params_small(&p, 4096, 64, 64);
+	policy(&pol, 7, 1, 1000 * SEC, 1);
+	ck_assert_int_eq(pipe(start), 0);
+	for (i = 0; i < 6; i++) {
+		if ((pids[i] = fork()) != 0)
+			continue;
+		struct itimerval it = { { 0, 100 }, { 0, 100 } };
+		struct sigaction sa;
+		struct shm	*seg = NULL;
+		char		*cause = NULL, key[32];
+		int		 j, bad = 0;
+
+		close(start[1]);
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = count_tick;
+		sa.sa_flags = SA_RESTART;
+		if (sigaction(SIGALRM, &sa, NULL) != 0 ||
+		    shm_open_segment(inst, &p, &seg, &cause) != FA_OK)
+			_exit(1);
+		barrier_wait(start[0]);
+		setitimer(ITIMER_REAL, &it, NULL);
+		/* Each key once allowed (burst 1), then limited. */
+		for (j = 0; j < 50000; j++) {
+			snprintf(key, sizeof key, "p%d-%d", i, j);
+			bad += ratelimit_check(shm_ratelimit(seg), &pol, key,
+			    strlen(key), T0, NULL) != FA_OK;
+			bad += ratelimit_check(shm_ratelimit(seg), &pol, key,
+			    strlen(key), T0, NULL) != FA_LIMIT;
+			/* Keys stop mattering once counted: keep the table clear. */
+			ratelimit_reset(shm_ratelimit(seg), &pol, key, strlen(key));
+		}
+		_exit(bad == 0 ? 0 : 2);
+	}
+	close(start[0]);
+	close(start[1]);
+	for (i = 0; i < 6; i++)
+		ck_assert(wait_ok(pids[i]));
+	ratelimit_stats(rl, shm_now(), &st);
+	ck_assert_uint_eq(st.allowed[7], 6 * 50000);
+	ck_assert_uint_eq(st.limited[7], 6 * 50000);
+	ck_assert_uint_eq(st.evicted_live, 0);
+}
+END_TEST
+
 /* --- cache --------------------------------------------------------------- */
 
 static struct shm	*c_seg;
@@ -1326,6 +1527,43 @@ START_TEST(test_cache_limits)
 	    &outlen), FA_NOTFOUND);
 	ck_assert_int_eq(cache_put(cache, CACHE_CLIENT, "k", 1, val, 512, SEC, T0,
 	    NULL), FA_OK);
+}
+END_TEST
+
+/*
+ * Keys of every length 1..CACHE_KEY_MAX, at every alignment of the caller's
+ * buffer, come back (the key compare reads words, the last one
+ * overlapping); a key one byte shorter or longer is another key.
+ */
+START_TEST(test_cache_key_lengths)
+{
+	uint8_t		buf[CACHE_KEY_MAX + 8], out[16];
+	unsigned	seed = 77, i, n, off;
+	size_t		outlen;
+
+	for (i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)rand_r(&seed);
+	for (n = 1; n <= CACHE_KEY_MAX; n++) {
+		off = n % 8;
+		ck_assert_int_eq(cache_put(cache, CACHE_CLIENT, buf + off, n,
+		    &n, sizeof n, 60 * SEC, T0, NULL), FA_OK);
+	}
+	/*
+	 * Stored: n bytes at buf + n % 8. Any other offset reads other bytes:
+	 * among them, a prefix of the key of length n + 1 at that offset.
+	 */
+	for (n = 1; n <= CACHE_KEY_MAX; n++) {
+		for (off = 0; off < 8; off++) {
+			ck_assert_msg(cache_get(cache, CACHE_CLIENT, buf + off, n,
+			    T0, out, sizeof out, &outlen) ==
+			    (off == n % 8 ? FA_OK : FA_NOTFOUND),
+			    "length %u at +%u", n, off);
+			if (off != n % 8)
+				continue;
+			ck_assert_uint_eq(outlen, sizeof n);
+			ck_assert(memcmp(out, &n, sizeof n) == 0);
+		}
+	}
 }
 END_TEST
 
@@ -1745,6 +1983,7 @@ shm_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_hash_vectors);
+	tcase_add_test(tc, test_hash_lengths);
 	tcase_add_test(tc, test_create_attach);
 	tcase_add_test(tc, test_fork_attach);
 	tcase_add_test(tc, test_mismatch_size);
@@ -1763,6 +2002,7 @@ shm_suite(void)
 	tcase_add_checked_fixture(tc, rl_setup, rl_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_rl_policy_init);
+	tcase_add_test(tc, test_rl_div_exact);
 	tcase_add_test(tc, test_rl_burst_and_retry_after);
 	tcase_add_test(tc, test_rl_against_model);
 	tcase_add_test(tc, test_rl_sustained_rate);
@@ -1774,6 +2014,7 @@ shm_suite(void)
 	tcase_add_test(tc, test_rl_flood);
 	tcase_add_test(tc, test_rl_time_forward);
 	tcase_add_test(tc, test_rl_processes_exact);
+	tcase_add_test(tc, test_rl_counters_exact_preempted);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cache");
@@ -1781,6 +2022,7 @@ shm_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_cache_put_get);
 	tcase_add_test(tc, test_cache_limits);
+	tcase_add_test(tc, test_cache_key_lengths);
 	tcase_add_test(tc, test_cache_ttl);
 	tcase_add_test(tc, test_cache_overwrite_del);
 	tcase_add_test(tc, test_cache_kinds);

@@ -418,6 +418,10 @@ ep_metrics_host(struct buf *b, struct service *svc, const struct metrics_snapsho
 	    "Requests being answered now.");
 	buf_printf(b, "fastauth_requests_in_flight %lld\n",
 	    (long long)s->gauges[METRICS_G_BUSY]);
+	ep_metrics_family(b, "fastauth_tarpit_held", "gauge",
+	    "Rate-limit refusals whose answer is being held back (ratelimit_tarpit_ms).");
+	buf_printf(b, "fastauth_tarpit_held %lld\n",
+	    (long long)s->gauges[METRICS_G_TARPIT]);
 
 	monitor_params(svc->cfg, &p);
 	anomaly_stats(shm_anomaly(svc->shm), &p, shm_now(), &as);

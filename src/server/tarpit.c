@@ -21,6 +21,7 @@
 #include "core/fastauth.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "shm/metrics.h"
 #include "server/tarpit.h"
 
 struct tarpit_entry {
@@ -40,7 +41,6 @@ struct tarpit {
 	unsigned		 delay_ms;
 	unsigned		 max;
 	unsigned		 held;
-	unsigned long long	 total;
 	struct tarpit_entry	*head, *tail;
 };
 
@@ -95,6 +95,7 @@ tarpit_main(void *arg)
 		if ((tp->head = e->next) == NULL)
 			tp->tail = NULL;
 		tp->held--;
+		metrics_gauge_add(METRICS_G_TARPIT, -1);
 		pthread_mutex_unlock(&tp->mu);
 		tarpit_send(e->fd, e->bytes, e->len);
 		free(e);
@@ -179,18 +180,9 @@ tarpit_hold(struct tarpit *tp, int fd, const void *bytes, size_t len)
 		tp->head = e;
 	tp->tail = e;
 	tp->held++;
-	tp->total++;
+	metrics_gauge_add(METRICS_G_TARPIT, 1);
 	if (wake)
 		pthread_cond_signal(&tp->cv);
 	pthread_mutex_unlock(&tp->mu);
 	return FA_OK;
-}
-
-void
-tarpit_counts(struct tarpit *tp, unsigned *held, unsigned long long *total)
-{
-	pthread_mutex_lock(&tp->mu);
-	*held = tp->held;
-	*total = tp->total;
-	pthread_mutex_unlock(&tp->mu);
 }

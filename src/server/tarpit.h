@@ -24,7 +24,5 @@ void	tarpit_free(struct tarpit *);
  * were sent and fd closed at once. Either way fd is no longer the caller's.
  */
 int	tarpit_hold(struct tarpit *, int fd, const void *bytes, size_t len);
-/* Answers held now, and held since the start. */
-void	tarpit_counts(struct tarpit *, unsigned *held, unsigned long long *total);
 
 #endif

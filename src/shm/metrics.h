@@ -68,6 +68,7 @@ enum metrics_gauge {
 	METRICS_G_BUSY,			/* request threads inside a request */
 	METRICS_G_THREADS,		/* request threads */
 	METRICS_G_CIRCUIT,		/* Redis circuit: 0 closed, 1 open, 2 half-open */
+	METRICS_G_TARPIT,		/* refusals held back by the tarpit */
 	METRICS_GAUGE_COUNT
 };
 

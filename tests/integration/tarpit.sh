@@ -4,8 +4,9 @@
 # limit gets its 429 (with Retry-After, RateLimit headers and the JSON error)
 # no sooner than the delay; while more refusals than threads are held, the
 # threads still serve other requests at once; beyond ratelimit_tarpit_max
-# refusals are answered at once; SIGTERM sends what is held at once and the
-# process exits 0.
+# refusals are answered at once; /metrics counts the held ones
+# (fastauth_tarpit_held); SIGTERM sends what is held at once and the process
+# exits 0.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
@@ -75,7 +76,17 @@ else
 	fail "another client is served while refusals are held" \
 	    "every held refusal had come back already ($((t1 - t0)) ms)"
 fi
+http GET "$BASE/metrics"
+held=$(sed -n 's/^fastauth_tarpit_held \([0-9-]*\)$/\1/p' <<<"$HTTP_BODY")
+if [ -n "$held" ] && [ "$held" -ge 1 ] && [ "$held" -le 3 ]; then
+	pass "/metrics: fastauth_tarpit_held $held while refusals are held (at most 3)"
+else
+	fa_fail_http "/metrics shows the refusals held" "fastauth_tarpit_held: '${held}'"
+fi
 wait "${pids[@]}"
+http GET "$BASE/metrics"
+held=$(sed -n 's/^fastauth_tarpit_held \([0-9-]*\)$/\1/p' <<<"$HTTP_BODY")
+assert_eq "$held" 0 "/metrics: fastauth_tarpit_held back to 0 once they are sent"
 fast=0 slow=0
 for i in 1 2 3 4 5; do
 	read -r code ms < "$T/held.$i"

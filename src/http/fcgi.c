@@ -625,6 +625,21 @@ fcgi_drain(struct fcgi_conn *c)
 		total += (size_t)n;
 }
 
+/*
+ * Before the end goes out, now or later: read what is left of the body, up
+ * to a bound (a 413 stops at the declared length, before the empty
+ * FCGI_STDIN record). A web server still writing it to a connection we
+ * closed gets EPIPE and answers 503 instead of our answer, and a kept
+ * connection must be in step before it is reused. An Authorizer request has
+ * no body to wait for.
+ */
+static void
+fcgi_end_body(struct fcgi_conn *c)
+{
+	if (!c->broken && !c->stdin_done && c->role != FCGI_AUTHORIZER)
+		fcgi_drain(c);
+}
+
 void
 fcgi_finish(struct fcgi_conn *c)
 {
@@ -634,16 +649,7 @@ fcgi_finish(struct fcgi_conn *c)
 
 	if (c->id == 0)
 		return;
-	/*
-	 * Read what is left of the body, up to a bound, before the end goes
-	 * out (a 413 stops at the declared length, before the empty
-	 * FCGI_STDIN record): a web server still writing it to a connection
-	 * we closed gets EPIPE and answers 503 instead of our answer, and a
-	 * kept connection must be in step before it is reused. An Authorizer
-	 * request has no body to wait for.
-	 */
-	if (!c->broken && !c->stdin_done && c->role != FCGI_AUTHORIZER)
-		fcgi_drain(c);
+	fcgi_end_body(c);
 	if (!c->broken) {
 		/* The rest of the answer, its end and FCGI_END_REQUEST in one write. */
 		p = fcgi_tail(c, &len);
@@ -661,7 +667,10 @@ fcgi_finish(struct fcgi_conn *c)
 int
 fcgi_detach(struct fcgi_conn *c, int *fd, const unsigned char **bytes, size_t *len)
 {
-	if (c->id == 0 || c->broken || c->fd < 0)
+	if (c->id == 0 || c->fd < 0)
+		return FA_ERR;
+	fcgi_end_body(c);
+	if (c->broken)
 		return FA_ERR;
 	*bytes = fcgi_tail(c, len);
 	*fd = c->fd;

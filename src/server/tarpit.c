@@ -152,14 +152,7 @@ tarpit_hold(struct tarpit *tp, int fd, const void *bytes, size_t len)
 	struct tarpit_entry *e;
 	int wake;
 
-	pthread_mutex_lock(&tp->mu);
-	if (tp->held >= tp->max || tp->stopping) {
-		pthread_mutex_unlock(&tp->mu);
-		tarpit_send(fd, bytes, len);
-		return FA_LIMIT;
-	}
-	pthread_mutex_unlock(&tp->mu);
-	/* Allocated outside the lock; the count is checked again under it. */
+	/* Allocated outside the lock: the full tarpit is the rare case. */
 	e = xmalloc(sizeof *e + len);
 	e->next = NULL;
 	e->fd = fd;

@@ -65,10 +65,6 @@ struct worker_thread {
 static atomic_int worker_stopping;	/* process-wide: set once, on SIGTERM */
 static atomic_int worker_live;		/* request threads still in their loop */
 
-/*
- * An Authorizer request (FCGI_ROLE=AUTHORIZER): no body to read, and a grant
- * goes out bare (status and Variable-* headers only, see ep_authorizer.h).
- */
 /* A refusal to hold back: the tarpit sends it later. 1 when it took the answer. */
 static int
 worker_tarpit(struct worker_thread *w)
@@ -100,6 +96,10 @@ worker_done(struct worker_thread *w)
 	return hold;
 }
 
+/*
+ * An Authorizer request (FCGI_ROLE=AUTHORIZER): no body to read, and a grant
+ * goes out bare (status and Variable-* headers only, see ep_authorizer.h).
+ */
 static int
 worker_authorize(struct worker_thread *w)
 {

@@ -62,11 +62,12 @@
 #define BENCH_HDR	40	/* the cache entry header, before key and value */
 
 struct bench {
-	char			 inst[64], twin[64], priv[64];
+	char			 inst[64], twin[64], priv[64], sipn[64];
 	struct shm_params	 params;
 	struct shm		*seg;		/* the real tables */
 	struct shm		*raw;		/* the twin, for the raw loops */
 	struct shm		*own;		/* a second thread's private tables */
+	struct shm		*sip;		/* the real tables, hashed by SipHash */
 	struct ratelimit_policy	 pol;
 	char			 keys[BENCH_MAXT][BENCH_KEYS][BENCH_KEYLEN];
 	uint32_t		 slot[BENCH_MAXT][BENCH_KEYS];	/* raw seqlock's entry */
@@ -94,7 +95,19 @@ struct bench_thread {
 
 typedef void (*bench_loop)(struct bench_thread *);
 
-static char	bench_names[3][64];	/* segments to unlink on failure */
+#define BENCH_ROUNDS	6	/* 2-thread limiter rounds, each between ceilings */
+
+struct bench_rounds {
+	double		lim[BENCH_ROUNDS];	/* limiter, per thread */
+	double		cas[BENCH_ROUNDS];	/* ceiling around it, per thread */
+	int		two_cpus[BENCH_ROUNDS];
+	double		cas_median, lim_median;	/* per thread */
+	double		lim_two_cpus;		/* median of the two-CPU rounds */
+	unsigned	n_two_cpus;
+	double		oncpu_cas, oncpu_lim;
+};
+
+static char	bench_names[4][64];	/* segments to unlink on failure */
 
 static void __attribute__((noreturn))
 bench_fail(const char *what)
@@ -103,7 +116,7 @@ bench_fail(const char *what)
 	int	 i;
 
 	fprintf(stderr, "bench_shm: %s failed\n", what);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		if (bench_names[i][0] != '\0')
 			shm_unlink_segment(bench_names[i], &cause);
 	exit(1);
@@ -253,15 +266,30 @@ loop_cache_put(struct bench_thread *t)
 	});
 }
 
+/* The keyed hash alone, prepared as the tables prepare it. */
 static void
-loop_hash(struct bench_thread *t)
+loop_hash(struct bench_thread *t, unsigned alg)
 {
-	struct bench	*b = t->b;
-	uint8_t		 key[SHM_HASHKEY_LEN] = { 1, 2, 3 };
+	struct bench		*b = t->b;
+	struct shm_hashstate	 st;
+	uint8_t			 key[SHM_HASHKEY_LEN] = { 1, 2, 3 };
 
+	shm_hash_prepare(&st, alg, key, 0x524c000000000000ULL);
 	BENCH_LOOP(t, {
-		sink += shm_hash(key, now, b->keys[t->id][i], BENCH_KEYLEN);
+		sink += shm_hash_prepared(&st, b->keys[t->id][i], BENCH_KEYLEN);
 	});
+}
+
+static void
+loop_siphash(struct bench_thread *t)
+{
+	loop_hash(t, SHM_HASH_SIPHASH);
+}
+
+static void
+loop_aes4(struct bench_thread *t)
+{
+	loop_hash(t, SHM_HASH_AES4);
 }
 
 static void *
@@ -368,6 +396,66 @@ bench_processes(struct bench *b, bench_loop loop, unsigned n)
 	return total;
 }
 
+static int
+bench_cmp(const void *a, const void *b)
+{
+	double	x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+bench_median(const double *v, unsigned n)
+{
+	double	s[2 * BENCH_ROUNDS + 1];
+
+	if (n == 0)
+		return 0;
+	memcpy(s, v, n * sizeof *v);
+	qsort(s, n, sizeof *s, bench_cmp);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/*
+ * The 2-thread limiter in rounds of half a measurement, each between two
+ * rounds of its ceiling (raw CAS, 2 threads), per thread. A round counts as
+ * having had two CPUs when the ceiling on both sides of it ran at least 0.6
+ * of the 1-thread ceiling per thread: on this kind of shared host the two
+ * virtual CPUs are now and then run on one physical core for seconds, and
+ * two threads of the raw loop then do less than one alone (about 0.4 of it
+ * each, against 0.8 to 0.9 otherwise), whatever code runs.
+ */
+static void
+bench_rounds_2t(struct bench *b, double cas1, struct bench_rounds *r)
+{
+	double		 seconds = b->seconds, oncas, onlim, cas[BENCH_ROUNDS + 1];
+	double		 ok[BENCH_ROUNDS];
+	unsigned	 i, n = 0;
+
+	memset(r, 0, sizeof *r);
+	b->seconds = seconds / 2;
+	cas[0] = bench_threads_on(b, loop_raw_cas, 2, BENCH_KEYS, 0, &oncas) / 2;
+	r->oncpu_cas = oncas;
+	for (i = 0; i < BENCH_ROUNDS; i++) {
+		r->lim[i] = bench_threads_on(b, loop_limiter, 2, BENCH_KEYS, 0,
+		    &onlim) / 2;
+		r->oncpu_lim += onlim / BENCH_ROUNDS;
+		cas[i + 1] = bench_threads_on(b, loop_raw_cas, 2, BENCH_KEYS, 0,
+		    &oncas) / 2;
+		r->oncpu_cas += oncas;
+		r->cas[i] = (cas[i] + cas[i + 1]) / 2;
+		r->two_cpus[i] = cas[i] >= 0.6 * cas1 && cas[i + 1] >= 0.6 * cas1;
+		if (r->two_cpus[i])
+			ok[n++] = r->lim[i];
+	}
+	r->oncpu_cas /= BENCH_ROUNDS + 1;
+	r->cas_median = bench_median(cas, BENCH_ROUNDS + 1);
+	r->lim_median = bench_median(r->lim, BENCH_ROUNDS);
+	r->n_two_cpus = n;
+	r->lim_two_cpus = bench_median(ok, n);
+	b->seconds = seconds;
+}
+
 static struct shm *
 bench_open(const char *inst, const struct shm_params *p)
 {
@@ -388,7 +476,11 @@ main(int argc, char **argv)
 	struct cache_stats	 cst;
 	char			*end, *cause = NULL;
 	double			 cas1, cas2, cas2p, lim1, lim2, lim2p, seq1, seq2;
-	double			 get1, get2, put1, hash1, limhot, gethot, seqput1;
+	double			 get1, get2, put1, sip1, aes1, limhot, gethot, seqput1;
+	double			 lim1sip, lim2sip;
+	struct bench_rounds	 rounds;
+	struct shm		*seg;
+	struct shm_stats	 sst;
 	double			 lim2own, get2own, oncpu_cas2, oncpu_lim2;
 	double			 oncpu_cas1, oncpu_lim1, oncpu_seq1, oncpu_get1;
 	double			 oncpu_lim2own, oncpu_seq2, oncpu_get2, oncpu_get2own;
@@ -424,9 +516,16 @@ main(int argc, char **argv)
 	memcpy(bench_names[1], b.twin, sizeof bench_names[1]);
 	snprintf(b.priv, sizeof b.priv, "bench-own-%d", (int)getpid());
 	memcpy(bench_names[2], b.priv, sizeof bench_names[2]);
+	snprintf(b.sipn, sizeof b.sipn, "bench-sip-%d", (int)getpid());
+	memcpy(bench_names[3], b.sipn, sizeof bench_names[3]);
 	b.seg = bench_open(b.inst, &b.params);
 	b.raw = bench_open(b.twin, &b.params);
 	b.own = bench_open(b.priv, &b.params);
+	/* The same tables as on a CPU without AES: the hash's share of a check. */
+	shm_test_hashalg = SHM_HASH_SIPHASH;
+	b.sip = bench_open(b.sipn, &b.params);
+	shm_test_hashalg = 0;
+	shm_stats(b.seg, shm_now(), &sst);
 	/*
 	 * A million a second per client, burst a million: a key is hit far
 	 * less often than that, so every check is allowed and does its CAS.
@@ -471,16 +570,26 @@ main(int argc, char **argv)
 	if (cst.used != BENCH_MAXT * BENCH_KEYS)
 		bench_fail("cache fill (buckets overflowed)");
 
-	hash1 = bench_threads(&b, loop_hash, 1, BENCH_KEYS);
+	sip1 = bench_threads(&b, loop_siphash, 1, BENCH_KEYS);
+	aes1 = shm_hash_supported(SHM_HASH_AES4) ?
+	    bench_threads(&b, loop_aes4, 1, BENCH_KEYS) : 0;
 	cas1 = bench_threads_on(&b, loop_raw_cas, 1, BENCH_KEYS, 0, &oncpu_cas1);
 	lim1 = bench_threads_on(&b, loop_limiter, 1, BENCH_KEYS, 0, &oncpu_lim1);
-	cas2 = bench_threads_on(&b, loop_raw_cas, 2, BENCH_KEYS, 0, &oncpu_cas2);
-	lim2 = bench_threads_on(&b, loop_limiter, 2, BENCH_KEYS, 0, &oncpu_lim2);
+	bench_rounds_2t(&b, cas1, &rounds);
+	cas2 = rounds.cas_median * 2;
+	lim2 = rounds.lim_median * 2;
+	oncpu_cas2 = rounds.oncpu_cas;
+	oncpu_lim2 = rounds.oncpu_lim;
 	lim2own = bench_threads_on(&b, loop_limiter, 2, BENCH_KEYS, 1,
 	    &oncpu_lim2own);
 	cas2p = bench_processes(&b, loop_raw_cas, 2);
 	lim2p = bench_processes(&b, loop_limiter, 2);
 	limhot = bench_threads(&b, loop_limiter, 1, 1);
+	seg = b.seg;
+	b.seg = b.sip;
+	lim1sip = bench_threads(&b, loop_limiter, 1, BENCH_KEYS);
+	lim2sip = bench_threads(&b, loop_limiter, 2, BENCH_KEYS);
+	b.seg = seg;
 	seq1 = bench_threads_on(&b, loop_raw_seqlock, 1, BENCH_KEYS, 0,
 	    &oncpu_seq1);
 	get1 = bench_threads_on(&b, loop_cache_get, 1, BENCH_KEYS, 0, &oncpu_get1);
@@ -496,8 +605,10 @@ main(int argc, char **argv)
 
 	printf("{\"seconds\": %g, \"keys_per_thread\": %d, \"key_len\": %d, "
 	    "\"value_len\": %d, \"ratelimit_entries\": %u, "
-	    "\"cache_entries\": %u, \"cache_value_max\": %u,\n"
-	    " \"siphash_1t_per_s\": %.0f,\n"
+	    "\"cache_entries\": %u, \"cache_value_max\": %u, \"hash\": \"%s\",\n"
+	    " \"siphash_1t_per_s\": %.0f, \"aes4_1t_per_s\": %.0f,\n"
+	    " \"limiter_siphash_1t_per_s\": %.0f, "
+	    "\"limiter_siphash_2t_per_thread\": %.0f,\n"
 	    " \"raw_cas_1t_per_s\": %.0f, \"limiter_1t_per_s\": %.0f, "
 	    "\"limiter_ratio_1t\": %.3f,\n"
 	    " \"raw_cas_2t_per_s\": %.0f, \"limiter_2t_per_s\": %.0f, "
@@ -520,13 +631,11 @@ main(int argc, char **argv)
 	    " \"cache_get_2t_own_segments_per_s\": %.0f,\n"
 	    " \"cache_get_1key_1t_per_s\": %.0f,\n"
 	    " \"raw_seqlock_put_1t_per_s\": %.0f, \"cache_put_1t_per_s\": %.0f, "
-	    "\"cache_put_ratio_1t\": %.3f,\n"
-	    " \"target_limiter_per_thread\": 20000000, "
-	    "\"target_cache_get_per_thread\": 10000000, "
-	    "\"limiter_meets_target\": %s, \"cache_meets_target\": %s}\n",
+	    "\"cache_put_ratio_1t\": %.3f,\n",
 	    b.seconds, BENCH_KEYS, BENCH_KEYLEN, BENCH_VALUE,
 	    b.params.ratelimit_entries, b.params.cache_entries,
-	    b.params.cache_value_max, hash1,
+	    b.params.cache_value_max, shm_hash_name(sst.hashalg), sip1, aes1,
+	    lim1sip, lim2sip / 2,
 	    cas1, lim1, lim1 / cas1,
 	    cas2, lim2, lim2 / 2, lim2 / cas2,
 	    lim2own, oncpu_cas1, oncpu_lim1, oncpu_seq1, oncpu_get1, oncpu_cas2, oncpu_lim2, oncpu_lim2own, oncpu_seq2,
@@ -538,13 +647,28 @@ main(int argc, char **argv)
 	    seq2, get2, get2 / 2, get2 / seq2,
 	    get2own,
 	    gethot,
-	    seqput1, put1, put1 / seqput1,
-	    lim1 >= 20e6 && lim2 / 2 >= 20e6 ? "true" : "false",
+	    seqput1, put1, put1 / seqput1);
+	printf(" \"limiter_2t_rounds\": [");
+	for (i = 0; i < BENCH_ROUNDS; i++)
+		printf("%s{\"raw_cas_per_thread\": %.0f, \"limiter_per_thread\": "
+		    "%.0f, \"two_cpus\": %s}", i ? ", " : "", rounds.cas[i],
+		    rounds.lim[i], rounds.two_cpus[i] ? "true" : "false");
+	printf("],\n \"limiter_2t_two_cpu_rounds\": %u, "
+	    "\"limiter_2t_per_thread_two_cpus\": %.0f,\n",
+	    rounds.n_two_cpus, rounds.lim_two_cpus);
+	/* With no round on two CPUs, the 2-thread target cannot be judged. */
+	printf(" \"target_limiter_per_thread\": 20000000, "
+	    "\"target_cache_get_per_thread\": 10000000, "
+	    "\"limiter_meets_target\": %s, \"cache_meets_target\": %s}\n",
+	    rounds.n_two_cpus == 0 ? "null" : lim1 >= 20e6 &&
+	    rounds.lim_two_cpus >= 20e6 ? "true" : "false",
 	    get1 >= 10e6 && get2 / 2 >= 10e6 ? "true" : "false");
 
 	shm_close(b.seg);
 	shm_close(b.raw);
 	shm_close(b.own);
+	shm_close(b.sip);
+	shm_unlink_segment(b.sipn, &cause);
 	shm_unlink_segment(b.priv, &cause);
 	shm_unlink_segment(b.inst, &cause);
 	shm_unlink_segment(b.twin, &cause);

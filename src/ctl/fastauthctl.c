@@ -427,8 +427,9 @@ ctl_shm(struct ctl *c, int argc, char **argv)
 		ctl_fatal("%s", cause);
 	now = shm_now();
 	shm_stats(seg, now, &st);
-	printf("segment /fastauth.%s: %llu bytes, layout %u, created by pid %d\n",
-	    c->cfg->instance, (unsigned long long)st.size, st.version, st.creator_pid);
+	printf("segment /fastauth.%s: %llu bytes, layout %u, hash %s, "
+	    "created by pid %d\n", c->cfg->instance, (unsigned long long)st.size,
+	    st.version, shm_hash_name(st.hashalg), st.creator_pid);
 	printf("rate limiter: %llu of %llu slots in use, %llu live states evicted\n",
 	    (unsigned long long)st.ratelimit.used, (unsigned long long)st.ratelimit.entries,
 	    (unsigned long long)st.ratelimit.evicted_live);

@@ -61,7 +61,7 @@ struct anomaly {
 	struct anomaly_region	*r;
 	struct an_entry		*e;
 	uint64_t		 mask;
-	uint8_t			 key[SHM_HASHKEY_LEN];
+	struct shm_hashstate	 hash;
 };
 
 uint64_t
@@ -93,14 +93,14 @@ anomaly_region_init(void *base, uint32_t entries)
 }
 
 struct anomaly *
-anomaly_view_new(void *base, const uint8_t *hashkey)
+anomaly_view_new(void *base, unsigned hashalg, const uint8_t *hashkey)
 {
 	struct anomaly *a = xcalloc(1, sizeof *a);
 
 	a->r = base;
 	a->e = (struct an_entry *)((uint8_t *)base + AN_SLOTS_OFF);
 	a->mask = a->r->nbuckets - 1;
-	memcpy(a->key, hashkey, SHM_HASHKEY_LEN);
+	shm_hash_prepare(&a->hash, hashalg, hashkey, AN_DOMAIN);
 	return a;
 }
 
@@ -113,7 +113,7 @@ anomaly_view_free(struct anomaly *a)
 static uint64_t
 an_hash(struct anomaly *a, const char *addr)
 {
-	return shm_hash(a->key, AN_DOMAIN, addr, strlen(addr)) | 1;
+	return shm_hash_prepared(&a->hash, addr, strlen(addr)) | 1;
 }
 
 /* The entry of h, or NULL; with create, claim one (empty, or the stalest). */

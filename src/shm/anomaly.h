@@ -84,7 +84,8 @@ void	anomaly_latency_get(struct anomaly *, unsigned ep, struct anomaly_latency *
 uint64_t anomaly_region_entries(uint32_t entries);
 size_t	anomaly_region_size(uint32_t entries);
 void	anomaly_region_init(void *base, uint32_t entries);
-struct anomaly *anomaly_view_new(void *base, const uint8_t *hashkey);
+struct anomaly *anomaly_view_new(void *base, unsigned hashalg,
+	    const uint8_t *hashkey);
 void	anomaly_view_free(struct anomaly *);
 
 #endif

@@ -29,9 +29,9 @@
  * recovering writer wipes the key hash before ending the sequence, so a
  * half-written value is never read as valid.
  *
- * Keys are (kind, bytes up to 64), hashed with SipHash-1-3 under the segment's
- * random key and compared in full under the sequence: no false hits, and no
- * client can aim keys at one bucket. A put goes to the key's own slot, else an
+ * Keys are (kind, bytes up to 64), hashed with the segment's keyed hash
+ * (shm.h) under its random key and compared in full under the sequence: no
+ * false hits, and no client can aim keys at one bucket. A put goes to the key's own slot, else an
  * empty or invalid one, else the first entry the CLOCK hand finds without its
  * reference bit (new entries start without it, so a flood of one-time keys
  * evicts itself first).
@@ -165,7 +165,8 @@ cache_region_init(void *base, uint32_t entries, uint32_t value_max)
 }
 
 struct cache *
-cache_view_new(void *base, const uint8_t *hashkey, _Atomic uint64_t *generation)
+cache_view_new(void *base, unsigned hashalg, const uint8_t *hashkey,
+    _Atomic uint64_t *generation)
 {
 	struct cache	*c = xcalloc(1, sizeof *c);
 	uint8_t		*p = base;
@@ -181,7 +182,8 @@ cache_view_new(void *base, const uint8_t *hashkey, _Atomic uint64_t *generation)
 	c->entries = (uint8_t *)(c->claims + c->r->nbuckets * CACHE_WAYS);
 	c->generation = generation;
 	for (kind = 0; kind < CACHE_KINDS; kind++)
-		shm_hash_prepare(&c->pre[kind], hashkey, CACHE_DOMAIN | kind);
+		shm_hash_prepare(&c->pre[kind], hashalg, hashkey,
+		    CACHE_DOMAIN | kind);
 	return c;
 }
 

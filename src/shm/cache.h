@@ -92,8 +92,8 @@ void	cache_region_init(void *base, uint32_t entries, uint32_t value_max);
  * A process-local view of an initialised region. generation is the segment's
  * generation word (a full flush). Free with cache_view_free.
  */
-struct cache *cache_view_new(void *base, const uint8_t *hashkey,
-	    _Atomic uint64_t *generation);
+struct cache *cache_view_new(void *base, unsigned hashalg,
+	    const uint8_t *hashkey, _Atomic uint64_t *generation);
 void	cache_view_free(struct cache *);
 
 #endif

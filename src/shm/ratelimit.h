@@ -110,7 +110,8 @@ size_t	ratelimit_region_size(uint32_t entries);
 /* Lay out a zero-filled region; called once by the initialising process. */
 void	ratelimit_region_init(void *base, uint32_t entries);
 /* A process-local view of an initialised region; free with ratelimit_view_free. */
-struct ratelimit *ratelimit_view_new(void *base, const uint8_t *hashkey);
+struct ratelimit *ratelimit_view_new(void *base, unsigned hashalg,
+	    const uint8_t *hashkey);
 void	ratelimit_view_free(struct ratelimit *);
 
 #endif

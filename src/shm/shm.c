@@ -109,6 +109,8 @@ struct shm_header {
 	 * Layout version 5: the limiter and cache regions keep a block of
 	 * counters per CPU beside their stripes (shm_count).
 	 */
+	/* Layout version 6: the tables' hash function (enum shm_hashalg). */
+	uint32_t	 hashalg;
 };
 _Static_assert(sizeof(struct shm_header) <= SHM_HDR_SIZE, "header too big");
 
@@ -133,6 +135,7 @@ struct shm {
 
 void		(*shm_test_hook)(enum shm_test_point);
 uint32_t	 shm_test_version;
+unsigned	 shm_test_hashalg;
 
 __thread unsigned	 shm_stripe_cached;
 static pid_t		 shm_pid;	/* this process; refreshed after fork */
@@ -294,25 +297,6 @@ shm_le64(const uint8_t *p)
 	return v;
 }
 
-void
-shm_hash_prepare(struct shm_hashstate *s, const uint8_t key[SHM_HASHKEY_LEN],
-    uint64_t domain)
-{
-	uint64_t	 k0 = shm_le64(key), k1 = shm_le64(key + 8);
-	uint64_t	 v0 = k0 ^ 0x736f6d6570736575ULL;
-	uint64_t	 v1 = k1 ^ 0x646f72616e646f6dULL;
-	uint64_t	 v2 = k0 ^ 0x6c7967656e657261ULL;
-	uint64_t	 v3 = k1 ^ 0x7465646279746573ULL;
-
-	v3 ^= domain;
-	SHM_SIPROUND;
-	v0 ^= domain;
-	s->v[0] = v0;
-	s->v[1] = v1;
-	s->v[2] = v2;
-	s->v[3] = v3;
-}
-
 static inline uint64_t
 shm_le32(const uint8_t *p)
 {
@@ -344,11 +328,31 @@ shm_tail(const uint8_t *p, size_t left, size_t n)
 	    (uint64_t)p[left - 1] << (8 * (left - 1));
 }
 
-uint64_t
-shm_hash_prepared(const struct shm_hashstate *s, const void *data, size_t n)
+/* The SipHash state after the domain block. */
+static void
+shm_sip_prepare(uint64_t v[4], const uint8_t key[SHM_HASHKEY_LEN],
+    uint64_t domain)
 {
-	const uint8_t	*p = data, *end = p + (n & ~(size_t)7);
-	uint64_t	 v0 = s->v[0], v1 = s->v[1], v2 = s->v[2], v3 = s->v[3];
+	uint64_t	 k0 = shm_le64(key), k1 = shm_le64(key + 8);
+	uint64_t	 v0 = k0 ^ 0x736f6d6570736575ULL;
+	uint64_t	 v1 = k1 ^ 0x646f72616e646f6dULL;
+	uint64_t	 v2 = k0 ^ 0x6c7967656e657261ULL;
+	uint64_t	 v3 = k1 ^ 0x7465646279746573ULL;
+
+	v3 ^= domain;
+	SHM_SIPROUND;
+	v0 ^= domain;
+	v[0] = v0;
+	v[1] = v1;
+	v[2] = v2;
+	v[3] = v3;
+}
+
+static uint64_t
+shm_sip(const uint64_t v[4], const uint8_t *p, size_t n)
+{
+	const uint8_t	*end = p + (n & ~(size_t)7);
+	uint64_t	 v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
 	uint64_t	 m, b;
 
 	for (; p != end; p += 8) {
@@ -373,10 +377,181 @@ uint64_t
 shm_hash(const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain, const void *data,
     size_t n)
 {
-	struct shm_hashstate	s;
+	uint64_t	v[4];
 
-	shm_hash_prepare(&s, key, domain);
-	return shm_hash_prepared(&s, data, n);
+	shm_sip_prepare(v, key, domain);
+	return shm_sip(v, data, n);
+}
+
+/*
+ * --- AES4 ------------------------------------------------------------------
+ *
+ * Where the CPU has AES instructions (x86-64 AES-NI): the key is cut into
+ * 16-byte blocks, the last one zero-padded (an empty key is one zero block),
+ * and chained as in CBC-MAC, each block going through four AES rounds under
+ * four secret round keys:
+ *
+ *	x = S ^ (n * L)		S, L secret per domain; n the key's length
+ *	x = R4(x ^ block)	for each block; R4 = four aesenc rounds
+ *	hash = low half ^ high half of x
+ *
+ * This is the structure of Pelican-MAC (Daemen and Rijmen, 2005), which
+ * chains blocks through four unkeyed AES rounds and rests on the bound on
+ * the expected probability of any four-round AES differential (below
+ * 2^-113, Keliher and Sui): without the secret start, no chosen difference
+ * between two keys can be made to cancel. Here the rounds are keyed too, and
+ * Pelican's final full encryption, which keeps its sent tags from revealing
+ * the state, is left out: our hashes never leave the process, and what a
+ * client can observe -- whether its keys evict each other from a bucket --
+ * is far less than a tag. The length enters the start through a secret
+ * multiplier (each half of n * L is n times a secret odd number), so that
+ * keys of different lengths start at differences nobody knows; entering
+ * plainly, a 17-byte key and a 32-byte key could be built to meet.
+ *
+ * All keys are derived from the segment's key by SipHash-1-3 in their own
+ * domain. A 16-byte key costs four rounds (about 16 cycles of latency)
+ * against six SipRounds; the hash was a third of a limiter check.
+ */
+#define SHM_AES_KDF	0x4145533400000000ULL	/* "AES4" | domain word count */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define SHM_HAVE_AES4	1
+
+static int
+shm_cpu_aes(void)
+{
+	unsigned	a, b, c, d;
+
+	/* CPUID.1:ECX.AES[bit 25], and SSE2 (bit 26 of EDX) for the rest. */
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return 0;
+	return (c & (1U << 25)) != 0 && (d & (1U << 26)) != 0;
+}
+
+#define SHM_AES_TARGET	__attribute__((target("aes,sse2")))
+
+SHM_AES_TARGET
+static inline uint64_t
+shm_aes4(const struct shm_hashstate *s, const uint8_t *p, size_t n)
+{
+	const __m128i	 k0 = _mm_loadu_si128((const __m128i *)(const void *)&s->rk[0]);
+	const __m128i	 k1 = _mm_loadu_si128((const __m128i *)(const void *)&s->rk[2]);
+	const __m128i	 k2 = _mm_loadu_si128((const __m128i *)(const void *)&s->rk[4]);
+	const __m128i	 k3 = _mm_loadu_si128((const __m128i *)(const void *)&s->rk[6]);
+	__m128i		 x, m;
+	size_t		 left = n, done = 0;
+	uint64_t	 lo, hi;
+
+	x = _mm_set_epi64x((long long)(s->v[1] ^ n * s->v[3]),
+	    (long long)(s->v[0] ^ n * s->v[2]));
+	do {
+		if (left >= 16) {
+			m = _mm_loadu_si128((const __m128i *)(const void *)p);
+			p += 16;
+			left -= 16;
+			done += 16;
+		} else {
+			/* Word loads within the key, as shm_tail. */
+			if (left > 8) {
+				lo = shm_le64(p);
+				hi = shm_tail(p + 8, left - 8, left);
+			} else {
+				lo = shm_tail(p, left, done + left);
+				hi = 0;
+			}
+			m = _mm_set_epi64x((long long)hi, (long long)lo);
+			left = 0;
+		}
+		x = _mm_xor_si128(x, m);
+		x = _mm_aesenc_si128(x, k0);
+		x = _mm_aesenc_si128(x, k1);
+		x = _mm_aesenc_si128(x, k2);
+		x = _mm_aesenc_si128(x, k3);
+	} while (left != 0);
+	return (uint64_t)_mm_cvtsi128_si64(x) ^
+	    (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(x, x));
+}
+#else
+#define SHM_AES_TARGET
+#endif
+
+unsigned
+shm_hash_best(void)
+{
+	if (shm_test_hashalg != 0)
+		return shm_test_hashalg;
+#ifdef SHM_HAVE_AES4
+	if (shm_cpu_aes())
+		return SHM_HASH_AES4;
+#endif
+	return SHM_HASH_SIPHASH;
+}
+
+int
+shm_hash_supported(unsigned alg)
+{
+	if (shm_test_hashalg != 0)
+		return alg == shm_test_hashalg;
+	if (alg == SHM_HASH_SIPHASH)
+		return 1;
+#ifdef SHM_HAVE_AES4
+	if (alg == SHM_HASH_AES4)
+		return shm_cpu_aes();
+#endif
+	return 0;
+}
+
+const char *
+shm_hash_name(unsigned alg)
+{
+	switch (alg) {
+	case SHM_HASH_SIPHASH:
+		return "siphash-1-3";
+	case SHM_HASH_AES4:
+		return "aes4";
+	}
+	return "unknown";
+}
+
+void
+shm_hash_prepare(struct shm_hashstate *s, unsigned alg,
+    const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain)
+{
+	uint8_t		in[9];
+	uint64_t	w[12];
+	unsigned	i;
+
+	memset(s, 0, sizeof *s);
+	s->alg = alg;
+	if (alg != SHM_HASH_AES4) {
+		shm_sip_prepare(s->v, key, domain);
+		return;
+	}
+	/* Twelve words for (domain, i), little-endian, under the KDF domain. */
+	for (i = 0; i < 8; i++)
+		in[i] = (uint8_t)(domain >> (8 * i));
+	for (i = 0; i < 12; i++) {
+		in[8] = (uint8_t)i;
+		w[i] = shm_hash(key, SHM_AES_KDF | 9, in, sizeof in);
+	}
+	s->v[0] = w[0];
+	s->v[1] = w[1];
+	s->v[2] = w[2] | 1;	/* odd: n -> n * L is one-to-one */
+	s->v[3] = w[3] | 1;
+	memcpy(s->rk, w + 4, sizeof s->rk);
+}
+
+SHM_AES_TARGET
+uint64_t
+shm_hash_prepared(const struct shm_hashstate *s, const void *data, size_t n)
+{
+#ifdef SHM_HAVE_AES4
+	if (s->alg == SHM_HASH_AES4)
+		return shm_aes4(s, data, n);
+#endif
+	return shm_sip(s->v, data, n);
 }
 
 /* --- the segment ---------------------------------------------------------- */
@@ -478,8 +653,13 @@ shm_header_matches(const struct shm_header *h, const struct shm_params *p,
 	if (h->magic != SHM_MAGIC || h->version != shm_version() ||
 	    h->header_size != SHM_HDR_SIZE || h->total_size != l->total)
 		return 0;
-	/* Same version: the rest of the header is ours to read. */
-	return h->params.ratelimit_entries == p->ratelimit_entries &&
+	/*
+	 * Same version: the rest of the header is ours to read. A hash this
+	 * process cannot compute (a segment made on another CPU type, which a
+	 * host does not have) is another layout too.
+	 */
+	return shm_hash_supported(h->hashalg) &&
+	    h->params.ratelimit_entries == p->ratelimit_entries &&
 	    h->params.cache_entries == p->cache_entries &&
 	    h->params.cache_value_max == p->cache_value_max &&
 	    h->params.metrics_slots == p->metrics_slots &&
@@ -556,6 +736,7 @@ shm_initialise(uint8_t *base, const struct shm_params *p,
 	h->anomaly_off = l->anomaly_off;
 	h->anomaly_size = l->anomaly_size;
 	h->created = shm_now();
+	h->hashalg = shm_hash_best();
 	if (crypto_random(h->hashkey, sizeof h->hashkey) != FA_OK ||
 	    crypto_random(&h->segment_id, sizeof h->segment_id) != FA_OK) {
 		*cause = xasprintf("getrandom: %s", strerror(errno));
@@ -589,11 +770,13 @@ shm_new(const char *name, uint8_t *base, size_t size)
 	seg->base = base;
 	seg->size = size;
 	seg->hdr = h;
-	seg->ratelimit = ratelimit_view_new(base + h->ratelimit_off, h->hashkey);
-	seg->cache = cache_view_new(base + h->cache_off, h->hashkey,
+	seg->ratelimit = ratelimit_view_new(base + h->ratelimit_off, h->hashalg,
+	    h->hashkey);
+	seg->cache = cache_view_new(base + h->cache_off, h->hashalg, h->hashkey,
 	    &h->generation);
 	seg->metrics = metrics_view_new(base + h->metrics_off);
-	seg->anomaly = anomaly_view_new(base + h->anomaly_off, h->hashkey);
+	seg->anomaly = anomaly_view_new(base + h->anomaly_off, h->hashalg,
+	    h->hashkey);
 	return seg;
 }
 
@@ -803,6 +986,11 @@ shm_attach_existing(const char *instance, struct shm **out, char **cause)
 		    shm_version());
 		goto out;
 	}
+	if (!shm_hash_supported(h->hashalg)) {
+		*cause = xasprintf("%s: its tables are hashed with %s, which "
+		    "this CPU cannot compute", name, shm_hash_name(h->hashalg));
+		goto out;
+	}
 	/* Its own parameters must lay it out exactly as its header says. */
 	if (shm_layout(&h->params, &l, cause) != FA_OK)
 		goto out;
@@ -983,6 +1171,7 @@ shm_stats(struct shm *seg, uint64_t now, struct shm_stats *st)
 	st->segment_id = seg->hdr->segment_id;
 	st->size = seg->size;
 	st->version = seg->hdr->version;
+	st->hashalg = seg->hdr->hashalg;
 	st->creator_pid = seg->hdr->creator_pid;
 	st->created = seg->hdr->created;
 	st->generation = shm_generation(seg);

@@ -29,7 +29,7 @@
 #include "shm/ratelimit.h"
 
 #define SHM_INSTANCE_MAX	64	/* bytes of an instance name */
-#define SHM_VERSION		5	/* layout version written in the header */
+#define SHM_VERSION		6	/* layout version written in the header */
 
 /* Defaults for the configuration keys that size the segment. */
 #define SHM_DEFAULT_RATELIMIT_ENTRIES	65536
@@ -55,6 +55,7 @@ struct shm_stats {
 	uint64_t		segment_id;	/* random, fixed at initialisation */
 	uint64_t		size;		/* bytes of the segment */
 	uint32_t		version;	/* layout version */
+	uint32_t		hashalg;	/* the tables' hash (enum shm_hashalg) */
 	int32_t			creator_pid;	/* process that initialised it */
 	uint64_t		created;	/* shm_now() at initialisation, us */
 	uint64_t		generation;	/* cache generation (bumped by a full flush) */
@@ -122,21 +123,43 @@ uint64_t shm_now(void);
 
 /*
  * SipHash-1-3 under key of the 8-byte domain (little-endian) followed by n
- * bytes. The key is random per segment, so no client can choose colliding keys.
+ * bytes: the tables' hash where the CPU has no AES instructions, and what
+ * derives the AES4 hash's keys.
  */
 uint64_t shm_hash(const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain,
 	    const void *, size_t n);
 
 /*
- * The same hash in two steps: the state after the domain block depends only
- * on (key, domain), so a module computes it once per domain at attach time
- * and each lookup runs one SipRound fewer. Same values as shm_hash.
+ * The tables' keyed hash (ratelimit.c, cache.c, anomaly.c) is one of two
+ * functions, fixed per segment by the process that creates it (shm.c has
+ * both): SHM_HASH_AES4 where the CPU has AES instructions, else
+ * SHM_HASH_SIPHASH. Either way the key is random per segment, so no client
+ * can choose keys that collide.
+ */
+enum shm_hashalg {
+	SHM_HASH_SIPHASH = 1,
+	SHM_HASH_AES4 = 2
+};
+/* The function this process gives a new segment: the fastest it can run. */
+unsigned shm_hash_best(void);
+/* 1 if this process can compute alg, else 0. */
+int	shm_hash_supported(unsigned alg);
+/* "siphash-1-3", "aes4" or "unknown": for fastauthctl and benchmarks. */
+const char *shm_hash_name(unsigned alg);
+
+/*
+ * A hash prepared for one domain (a table and a kind of key) at attach time,
+ * so that each lookup only hashes the key: the SipHash state after the
+ * domain block, or AES4's keys derived for the domain. alg must be supported.
  */
 struct shm_hashstate {
-	uint64_t	v[4];
+	uint64_t	v[4];		/* SipHash state; AES4 start and length keys */
+	uint64_t	rk[8];		/* AES4 round keys */
+	unsigned	alg;
 };
-void	 shm_hash_prepare(struct shm_hashstate *,
+void	 shm_hash_prepare(struct shm_hashstate *, unsigned alg,
 	    const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain);
+/* The hash of n bytes; for SHM_HASH_SIPHASH, shm_hash's value. */
 uint64_t shm_hash_prepared(const struct shm_hashstate *, const void *, size_t n);
 
 /*
@@ -302,5 +325,10 @@ enum shm_test_point {
 extern void	(*shm_test_hook)(enum shm_test_point);
 /* Non-zero: the layout version to write and expect instead of SHM_VERSION. */
 extern uint32_t	shm_test_version;
+/*
+ * Non-zero: this process computes only this hash, as on a CPU that has no
+ * other: new segments get it, segments of another are foreign.
+ */
+extern unsigned	shm_test_hashalg;
 
 #endif

@@ -27,6 +27,10 @@
 #include <unistd.h>
 
 #include <check.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <wmmintrin.h>
+#define TEST_AES4	1
+#endif
 
 #include "core/fastauth.h"
 #include "shm/admission.h"
@@ -92,6 +96,7 @@ teardown(void)
 	inst[0] = '\0';
 	shm_test_hook = NULL;
 	shm_test_version = 0;
+	shm_test_hashalg = 0;
 }
 
 static uint64_t
@@ -270,7 +275,7 @@ START_TEST(test_hash_lengths)
 		buf[i] = (uint8_t)rand_r(&seed);
 	for (i = 0; i < 8; i++)
 		msg[i] = (uint8_t)(domain >> (8 * i));
-	shm_hash_prepare(&st, key, domain);
+	shm_hash_prepare(&st, SHM_HASH_SIPHASH, key, domain);
 	for (n = 0; n <= 72; n++) {
 		for (off = 0; off < 8; off++) {
 			memcpy(msg + 8, buf + off, n);
@@ -280,6 +285,153 @@ START_TEST(test_hash_lengths)
 			ck_assert(shm_hash_prepared(&st, buf + off, n) ==
 			    shm_hash(key, domain, buf + off, n));
 		}
+	}
+}
+END_TEST
+
+#ifdef TEST_AES4
+/*
+ * AES4 written plainly: each block copied into a zeroed 16-byte buffer, the
+ * rounds as shm.c's comment states them, from the keys the state holds.
+ */
+__attribute__((target("aes,sse2")))
+static uint64_t
+aes4_ref(const struct shm_hashstate *st, const uint8_t *m, size_t n)
+{
+	uint8_t		 blk[16];
+	uint64_t	 x[2], out[2];
+	__m128i		 v;
+	size_t		 i = 0, take;
+	int		 r;
+
+	x[0] = st->v[0] ^ n * st->v[2];
+	x[1] = st->v[1] ^ n * st->v[3];
+	memcpy(&v, x, 16);
+	do {
+		take = n - i < 16 ? n - i : 16;
+		memset(blk, 0, sizeof blk);
+		if (take > 0)
+			memcpy(blk, m + i, take);
+		i += take;
+		v = _mm_xor_si128(v, _mm_loadu_si128((const __m128i *)blk));
+		for (r = 0; r < 4; r++)
+			v = _mm_aesenc_si128(v, _mm_loadu_si128(
+			    (const __m128i *)(const void *)&st->rk[2 * r]));
+	} while (i < n);
+	memcpy(out, &v, 16);
+	return out[0] ^ out[1];
+}
+
+/* One aesenc is one AES round: FIPS-197 appendix B, round 1 to round 2. */
+__attribute__((target("aes,sse2")))
+static int
+aes_round_fips197(void)
+{
+	static const uint8_t in[16] = { 0x19, 0x3d, 0xe3, 0xbe, 0xa0, 0xf4,
+	    0xe2, 0x2b, 0x9a, 0xc6, 0x8d, 0x2a, 0xe9, 0xf8, 0x48, 0x08 };
+	static const uint8_t rk[16] = { 0xa0, 0xfa, 0xfe, 0x17, 0x88, 0x54,
+	    0x2c, 0xb1, 0x23, 0xa3, 0x39, 0x39, 0x2a, 0x6c, 0x76, 0x05 };
+	static const uint8_t want[16] = { 0xa4, 0x9c, 0x7f, 0xf2, 0x68, 0x9f,
+	    0x35, 0x2b, 0x6b, 0x5b, 0xea, 0x43, 0x02, 0x6a, 0x50, 0x49 };
+	uint8_t		out[16];
+
+	_mm_storeu_si128((__m128i *)out, _mm_aesenc_si128(
+	    _mm_loadu_si128((const __m128i *)in),
+	    _mm_loadu_si128((const __m128i *)rk)));
+	return memcmp(out, want, 16) == 0;
+}
+#endif
+
+/*
+ * AES4, where this CPU has it: every length 0..72 at every alignment against
+ * the plain version (the last block is read with word loads, whose edges are
+ * the lengths around 8 and 16 in a block), and the keys derived per domain.
+ */
+START_TEST(test_hash_aes4)
+{
+#ifdef TEST_AES4
+	uint8_t			key[16], buf[8 + 80];
+	struct shm_hashstate	st, other;
+	uint64_t		domain = 0x524c000000000002ULL;
+	unsigned		seed = 7, i, n, off;
+
+	if (!shm_hash_supported(SHM_HASH_AES4)) {
+		ck_assert_uint_eq(shm_hash_best(), SHM_HASH_SIPHASH);
+		return;
+	}
+	ck_assert_uint_eq(shm_hash_best(), SHM_HASH_AES4);
+	ck_assert(aes_round_fips197());
+	for (i = 0; i < sizeof key; i++)
+		key[i] = (uint8_t)rand_r(&seed);
+	for (i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)rand_r(&seed);
+	shm_hash_prepare(&st, SHM_HASH_AES4, key, domain);
+	ck_assert(st.v[2] & st.v[3] & 1);
+	for (n = 0; n <= 72; n++)
+		for (off = 0; off < 8; off++)
+			ck_assert_msg(shm_hash_prepared(&st, buf + off, n) ==
+			    aes4_ref(&st, buf + off, n), "length %u at +%u",
+			    n, off);
+	/* Another domain, another key: other start and round keys. */
+	shm_hash_prepare(&other, SHM_HASH_AES4, key, domain + 1);
+	ck_assert(memcmp(st.v, other.v, sizeof st.v) != 0);
+	ck_assert(memcmp(st.rk, other.rk, sizeof st.rk) != 0);
+	ck_assert(shm_hash_prepared(&st, "abc", 3) !=
+	    shm_hash_prepared(&other, "abc", 3));
+	key[0] ^= 1;
+	shm_hash_prepare(&other, SHM_HASH_AES4, key, domain);
+	ck_assert(shm_hash_prepared(&st, "abc", 3) !=
+	    shm_hash_prepared(&other, "abc", 3));
+#else
+	ck_assert_uint_eq(shm_hash_best(), SHM_HASH_SIPHASH);
+	ck_assert(!shm_hash_supported(SHM_HASH_AES4));
+#endif
+}
+END_TEST
+
+/*
+ * What the length is for, in both hashes: keys that pad to the same blocks
+ * ("k", "k\0", "k\0\0", ... and 16 bytes then 17 to 32 with zeros) all hash
+ * apart, in bucket and fingerprint; and a plain run of client ids spreads
+ * over 8192 buckets about as evenly as chance would (mean 8, and no bucket
+ * over 30: a bound a uniform hash exceeds with odds of about 3 in 10^6).
+ */
+START_TEST(test_hash_spread)
+{
+	unsigned		 algs[2] = { SHM_HASH_SIPHASH, SHM_HASH_AES4 };
+	uint8_t			 key[16], pad[40];
+	struct shm_hashstate	 st;
+	static uint16_t		 load[8192];
+	uint64_t		 h[40];
+	char			 id[32];
+	unsigned		 a, i, j, max;
+
+	for (i = 0; i < sizeof key; i++)
+		key[i] = (uint8_t)(i * 37 + 1);
+	for (a = 0; a < 2; a++) {
+		if (!shm_hash_supported(algs[a]))
+			continue;
+		shm_hash_prepare(&st, algs[a], key, 0x524c000000000000ULL);
+		memset(pad, 0, sizeof pad);
+		pad[0] = 'k';
+		memset(pad + 1, 'x', 15);
+		for (i = 0; i < 33; i++)
+			h[i] = shm_hash_prepared(&st, pad, i);
+		for (i = 0; i < 33; i++)
+			for (j = i + 1; j < 33; j++)
+				ck_assert_msg((h[i] & 0x1fff) != (h[j] & 0x1fff) ||
+				    (h[i] >> 40) != (h[j] >> 40),
+				    "%s: lengths %u and %u meet",
+				    shm_hash_name(algs[a]), i, j);
+		memset(load, 0, sizeof load);
+		for (i = 0; i < 65536; i++) {
+			snprintf(id, sizeof id, "client-%u", i);
+			load[shm_hash_prepared(&st, id, strlen(id)) & 8191]++;
+		}
+		for (max = 0, i = 0; i < 8192; i++)
+			max = load[i] > max ? load[i] : max;
+		ck_assert_msg(max <= 30, "%s: a bucket got %u of 65536",
+		    shm_hash_name(algs[a]), max);
 	}
 }
 END_TEST
@@ -417,6 +569,68 @@ START_TEST(test_mismatch_version)
 	ck_assert(seg_id(a) != seg_id(b));
 	ck_assert_int_eq(shm_is_current(b), 0);
 	shm_test_version = 0;
+	shm_close(a);
+	shm_close(b);
+}
+END_TEST
+
+/*
+ * The hash is the creator's choice, recorded in the header: attachers use it
+ * whatever they would have chosen; one they cannot compute makes the segment
+ * another layout (replaced by shm_open_segment, refused by tools).
+ */
+START_TEST(test_hash_recorded)
+{
+	struct shm_params	 p;
+	struct shm_stats	 st;
+	struct ratelimit_policy	 pol_test;
+	struct shm		*a, *b;
+	char			*cause = NULL;
+
+	/* One request an hour: after one check, the key is limited. */
+	ck_assert_int_eq(ratelimit_policy_init(&pol_test, 0, 1, 3600000000ULL,
+	    1, &cause), FA_OK);
+	params_small(&p, 64, 64, 64);
+	a = seg_open(inst_new(), &p);
+	shm_stats(a, shm_now(), &st);
+	ck_assert_uint_eq(st.hashalg, shm_hash_best());
+	shm_close(a);
+	shm_unlink_segment(inst, &cause);
+
+	/* A SipHash segment stays SipHash for a process that prefers AES4. */
+	shm_test_hashalg = SHM_HASH_SIPHASH;
+	a = seg_open(inst_new(), &p);
+	shm_test_hashalg = 0;
+	b = seg_open(inst, &p);
+	ck_assert(seg_id(a) == seg_id(b));
+	shm_stats(b, shm_now(), &st);
+	ck_assert_uint_eq(st.hashalg, SHM_HASH_SIPHASH);
+	ck_assert_int_eq(ratelimit_check(shm_ratelimit(a), &pol_test, "k", 1,
+	    1000000, NULL), FA_OK);
+	ck_assert_int_eq(ratelimit_peek(shm_ratelimit(b), &pol_test, "k", 1,
+	    1000000, NULL), FA_LIMIT);
+	shm_close(a);
+	shm_close(b);
+	shm_unlink_segment(inst, &cause);
+
+	/*
+	 * The other way: an AES4 segment met by a process that computes only
+	 * SipHash (a CPU without AES) is refused by tools, replaced by servers.
+	 */
+	if (shm_hash_best() != SHM_HASH_AES4)
+		return;
+	a = seg_open(inst_new(), &p);
+	shm_test_hashalg = SHM_HASH_SIPHASH;
+	ck_assert_int_eq(shm_attach_existing(inst, &b, &cause), FA_ERR);
+	ck_assert_ptr_nonnull(strstr(cause, "aes4, which this CPU cannot"));
+	free(cause);
+	cause = NULL;
+	b = seg_open(inst, &p);
+	shm_test_hashalg = 0;
+	ck_assert(seg_id(a) != seg_id(b));
+	ck_assert_int_eq(shm_is_current(a), 0);
+	shm_stats(b, shm_now(), &st);
+	ck_assert_uint_eq(st.hashalg, SHM_HASH_SIPHASH);
 	shm_close(a);
 	shm_close(b);
 }
@@ -1984,10 +2198,13 @@ shm_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_hash_vectors);
 	tcase_add_test(tc, test_hash_lengths);
+	tcase_add_test(tc, test_hash_aes4);
+	tcase_add_test(tc, test_hash_spread);
 	tcase_add_test(tc, test_create_attach);
 	tcase_add_test(tc, test_fork_attach);
 	tcase_add_test(tc, test_mismatch_size);
 	tcase_add_test(tc, test_mismatch_version);
+	tcase_add_test(tc, test_hash_recorded);
 	tcase_add_test(tc, test_foreign_and_empty);
 	tcase_add_test(tc, test_concurrent_create);
 	tcase_add_test(tc, test_creator_dies_mid_init);

@@ -31,10 +31,10 @@
  *
  * Keys are (kind, bytes up to 64), hashed with the segment's keyed hash
  * (shm.h) under its random key and compared in full under the sequence: no
- * false hits, and no client can aim keys at one bucket. A put goes to the key's own slot, else an
- * empty or invalid one, else the first entry the CLOCK hand finds without its
- * reference bit (new entries start without it, so a flood of one-time keys
- * evicts itself first).
+ * false hits, and no client can aim keys at one bucket. A put goes to the
+ * key's own slot, else an empty or invalid one, else the first entry the
+ * CLOCK hand finds without its reference bit (new entries start without it,
+ * so a flood of one-time keys evicts itself first).
  *
  * An entry is valid while now < expires and its generation is the current
  * generation of its kind: the segment's generation (a full flush) plus the

@@ -23,10 +23,9 @@
  *
  * Keys are hashed with the segment's keyed hash (shm.h: AES4 or SipHash-1-3)
  * under its random key, so no client can choose keys that share a bucket or
- * a fingerprint. Two distinct
- * keys share a state only if their 64-bit hashes agree on the bucket and the
- * fingerprint: about 8 / 2^24 per new key in a full bucket, and then the
- * costlier of the two states applies to both.
+ * a fingerprint. Two distinct keys share a state only if their 64-bit hashes
+ * agree on the bucket and the fingerprint: about 8 / 2^24 per new key in a
+ * full bucket, and then the costlier of the two states applies to both.
  *
  * When a new key finds its bucket full, it takes the slot whose state ends
  * soonest: an expired one if any (losing nothing), else the one closest to

@@ -396,10 +396,10 @@ shm_hash(const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain, const void *data,
  *	hash = low half ^ high half of x
  *
  * This is the structure of Pelican-MAC (Daemen and Rijmen, 2005), which
- * chains blocks through four unkeyed AES rounds and rests on the bound on
- * the expected probability of any four-round AES differential (below
- * 2^-113, Keliher and Sui): without the secret start, no chosen difference
- * between two keys can be made to cancel. Here the rounds are keyed too, and
+ * chains blocks through four unkeyed AES rounds and rests on the proven
+ * bound on the expected probability of any four-round AES differential
+ * (below 2^-110): without the secret start, no chosen difference between two
+ * keys can be made to cancel. Here the rounds are keyed too, and
  * Pelican's final full encryption, which keeps its sent tags from revealing
  * the state, is left out: our hashes never leave the process, and what a
  * client can observe -- whether its keys evict each other from a bucket --
@@ -412,7 +412,7 @@ shm_hash(const uint8_t key[SHM_HASHKEY_LEN], uint64_t domain, const void *data,
  * domain. A 16-byte key costs four rounds (about 16 cycles of latency)
  * against six SipRounds; the hash was a third of a limiter check.
  */
-#define SHM_AES_KDF	0x4145533400000000ULL	/* "AES4" | domain word count */
+#define SHM_AES_KDF	0x4145533400000000ULL	/* "AES4": the keys' derivation */
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -431,15 +431,14 @@ shm_cpu_aes(void)
 }
 
 #define SHM_AES_TARGET	__attribute__((target("aes,sse2")))
+#define SHM_LOAD128(p)	_mm_loadu_si128((const __m128i *)(const void *)(p))
 
 SHM_AES_TARGET
 static inline uint64_t
 shm_aes4(const struct shm_hashstate *s, const uint8_t *p, size_t n)
 {
-	const __m128i	 k0 = _mm_loadu_si128((const __m128i *)(const void *)&s->rk[0]);
-	const __m128i	 k1 = _mm_loadu_si128((const __m128i *)(const void *)&s->rk[2]);
-	const __m128i	 k2 = _mm_loadu_si128((const __m128i *)(const void *)&s->rk[4]);
-	const __m128i	 k3 = _mm_loadu_si128((const __m128i *)(const void *)&s->rk[6]);
+	const __m128i	 k0 = SHM_LOAD128(&s->rk[0]), k1 = SHM_LOAD128(&s->rk[2]);
+	const __m128i	 k2 = SHM_LOAD128(&s->rk[4]), k3 = SHM_LOAD128(&s->rk[6]);
 	__m128i		 x, m;
 	size_t		 left = n, done = 0;
 	uint64_t	 lo, hi;
@@ -448,7 +447,7 @@ shm_aes4(const struct shm_hashstate *s, const uint8_t *p, size_t n)
 	    (long long)(s->v[0] ^ n * s->v[2]));
 	do {
 		if (left >= 16) {
-			m = _mm_loadu_si128((const __m128i *)(const void *)p);
+			m = SHM_LOAD128(p);
 			p += 16;
 			left -= 16;
 			done += 16;
@@ -534,7 +533,7 @@ shm_hash_prepare(struct shm_hashstate *s, unsigned alg,
 		in[i] = (uint8_t)(domain >> (8 * i));
 	for (i = 0; i < 12; i++) {
 		in[8] = (uint8_t)i;
-		w[i] = shm_hash(key, SHM_AES_KDF | 9, in, sizeof in);
+		w[i] = shm_hash(key, SHM_AES_KDF, in, sizeof in);
 	}
 	s->v[0] = w[0];
 	s->v[1] = w[1];

@@ -31,11 +31,11 @@
  *
  * usage: bench_shm [--seconds N] [--ratelimit-entries N]
  *   --seconds: per measurement, default 1; --ratelimit-entries: limiter
- *   slots (default 65536, the server's default). With 2 x 4096 keys in 8192
- *   buckets about half of one thread's buckets also hold a key of the other,
- *   so the 2-thread limiter figures include moving those lines between the
- *   cores; a table of 2^22 slots makes that sharing rare (same keys, same
- *   number of lines touched) and tells the two costs apart.
+ *   slots (default 524288, the server's default). Distinct keys share a
+ *   line when they share a bucket: with 2 x 4096 keys in 65536 buckets one
+ *   thread's bucket holds a key of the other one time in 16 (two in five
+ *   with 65536 slots), so the 2-thread limiter figures include moving those
+ *   lines between the cores; other sizes tell the two costs apart.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -420,10 +420,13 @@ bench_median(const double *v, unsigned n)
  * The 2-thread limiter in rounds of half a measurement, each between two
  * rounds of its ceiling (raw CAS, 2 threads), per thread. A round counts as
  * having had two CPUs when the ceiling on both sides of it ran at least 0.6
- * of the 1-thread ceiling per thread: on this kind of shared host the two
- * virtual CPUs are now and then run on one physical core for seconds, and
- * two threads of the raw loop then do less than one alone (about 0.4 of it
- * each, against 0.8 to 0.9 otherwise), whatever code runs.
+ * of the 1-thread ceiling per thread. On this kind of shared host, now and
+ * then for seconds, moving a cache line from one virtual CPU to the other
+ * costs several times what it usually does (where the host runs them; no
+ * steal time shows it): every loop whose threads write shared lines slows
+ * -- the raw loop, whose threads' words interleave, to about 0.4 of its
+ * 1-thread rate per thread against 0.8 to 0.9 otherwise -- while two threads
+ * on segments of their own do not.
  */
 static void
 bench_rounds_2t(struct bench *b, double cas1, struct bench_rounds *r)
@@ -508,8 +511,12 @@ main(int argc, char **argv)
 	shm_params_default(&b.params);
 	if (rlentries != 0)
 		b.params.ratelimit_entries = (uint32_t)rlentries;
-	/* Room for every key of both threads without overflowing a bucket. */
-	b.params.cache_entries = 65536;
+	/*
+	 * Room for every key of both threads without overflowing a bucket: 8192
+	 * keys in 16384 buckets of 8 (in 8192, about one run in a hundred had a
+	 * bucket of 9 under its random segment key, and failed the fill).
+	 */
+	b.params.cache_entries = 131072;
 	snprintf(b.inst, sizeof b.inst, "bench-%d", (int)getpid());
 	snprintf(b.twin, sizeof b.twin, "bench-raw-%d", (int)getpid());
 	memcpy(bench_names[0], b.inst, sizeof bench_names[0]);

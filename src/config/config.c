@@ -141,7 +141,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_NUM(login_delay_max_ms, "4000", 0, 600000, 0),
 	CONFIG_NUM(login_max_failures_per_address, "100", 1, 100000, 0),
 	CONFIG_STR(audit_log, "syslog", config_check_audit, 0),
-	CONFIG_NUM(shm_ratelimit_entries, "65536", 8, 67108864, 0),
+	CONFIG_NUM(shm_ratelimit_entries, "524288", 8, 67108864, 0),
 	CONFIG_NUM(shm_cache_entries, "16384", 8, 16777216, 0),
 	CONFIG_NUM(shm_cache_value_max, "512", 64, 65536, 0),
 	CONFIG_NUM(cache_client_ttl, "60", 1, 86400, 0),

@@ -194,8 +194,9 @@ rl_cpu_prefetchw(void)
  * Ask for bucket b's line in exclusive state. A check reads the bucket, then
  * writes it by CAS: when another core wrote the line last, the read fetches
  * it shared and the CAS must fetch it again to own it -- two transfers
- * between cores where one will do. With 2 x 4096 keys in 8192 buckets, two
- * in five of one thread's buckets also hold a key of the other (bench_shm).
+ * between cores where one will do (distinct keys share a line when they
+ * share a bucket: with 2 x 4096 keys in 8192 buckets, two in five of one
+ * thread's buckets also hold a key of the other; bench_shm).
  */
 static inline void
 rl_prefetch_write(const struct ratelimit *rl, const _Atomic uint64_t *b)

@@ -32,7 +32,7 @@
 #define SHM_VERSION		6	/* layout version written in the header */
 
 /* Defaults for the configuration keys that size the segment. */
-#define SHM_DEFAULT_RATELIMIT_ENTRIES	65536
+#define SHM_DEFAULT_RATELIMIT_ENTRIES	524288
 #define SHM_DEFAULT_CACHE_ENTRIES	16384
 #define SHM_DEFAULT_CACHE_VALUE_MAX	512
 #define SHM_DEFAULT_METRICS_SLOTS	64

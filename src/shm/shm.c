@@ -310,10 +310,11 @@ shm_le32(const uint8_t *p)
 }
 
 /*
- * The last left (0..7) bytes of a message of n, little-endian, zero above:
- * whole-word loads that stay within the message (the 8 bytes ending at its
- * end when there are 8, two 4-byte loads that overlap, or three bytes that
- * may repeat), not one load, shift and or per byte behind a jump table.
+ * The last left (0..8; SipHash asks for at most 7) bytes of a message of n,
+ * little-endian, zero above: whole-word loads that stay within the message
+ * (the 8 bytes ending at its end when there are 8, two 4-byte loads that
+ * overlap, or three bytes that may repeat), not one load, shift and or per
+ * byte behind a jump table.
  */
 static inline uint64_t
 shm_tail(const uint8_t *p, size_t left, size_t n)
